@@ -1,0 +1,81 @@
+//! The trait every DCS backend implements.
+
+use async_trait::async_trait;
+use ferroni_model::{ClusterView, Failover, HistoryLine, MemberData, Status};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Who is talking to the DCS, and where its cluster lives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeIdentity {
+    pub name: String,
+    pub scope: String,
+    /// `/service/` style, with leading and trailing slash.
+    pub namespace: String,
+    /// Lease TTL in seconds; the leader and member keys vanish this long after the node stops renewing.
+    pub ttl: u32,
+    /// Upper bound for one DCS operation, including retries.
+    pub retry_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DcsError {
+    /// The DCS could not be reached or did not answer in time.
+    #[error("DCS is not accessible: {0}")]
+    Unavailable(String),
+    /// The DCS answered but the request was invalid or a value could not be encoded.
+    #[error("DCS request failed: {0}")]
+    Failed(String),
+}
+
+/// Operations on one cluster's keys. Every write that can lose a race returns `Ok(false)` when it did.
+#[async_trait]
+pub trait Dcs: Send + Sync {
+    fn identity(&self) -> &NodeIdentity;
+
+    /// Reads every key of the cluster in one request.
+    async fn load(&self) -> Result<ClusterView, DcsError>;
+
+    /// Creates `initialize` with the value `""` if it does not exist. `Ok(false)`: it existed.
+    async fn attempt_initialize(&self) -> Result<bool, DcsError>;
+    /// Writes the system identifier into `initialize` (overwrites).
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError>;
+    /// Deletes `initialize` (a failed bootstrap gives the next node its turn).
+    async fn cancel_initialize(&self) -> Result<(), DcsError>;
+
+    /// Creates `leader` = own name on own lease if absent. `Ok(false)`: another node holds it.
+    async fn acquire_leader(&self) -> Result<bool, DcsError>;
+    /// Renews the lease and makes sure `leader` still names this node on its current lease.
+    /// `Ok(false)`: the key is held by someone else (or vanished and was taken).
+    async fn update_leader(&self) -> Result<bool, DcsError>;
+    /// Deletes `leader` only if it still names this node.
+    async fn release_leader(&self) -> Result<(), DcsError>;
+
+    /// Writes `members/<name>` on the node's lease (renewing the lease when needed).
+    async fn touch_member(&self, data: &MemberData) -> Result<(), DcsError>;
+    /// Deletes the own member key and revokes the lease (graceful shutdown).
+    async fn shutdown(&self) -> Result<(), DcsError>;
+
+    /// Writes `config`. `version: None` creates it only if absent; `Some(v)` replaces it only if its
+    /// version is still `v`. `Ok(false)`: the condition failed.
+    async fn write_config(&self, value: &Value, version: Option<i64>) -> Result<bool, DcsError>;
+    /// Replaces `config` unconditionally.
+    async fn replace_config(&self, value: &Value) -> Result<(), DcsError>;
+
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError>;
+    async fn write_history(&self, history: &[HistoryLine]) -> Result<(), DcsError>;
+
+    /// Writes `failover`, with the same version semantics as `write_config`.
+    async fn write_failover(&self, failover: &Failover, version: Option<i64>) -> Result<bool, DcsError>;
+    /// Deletes `failover`; with `Some(version)` only if unchanged.
+    async fn delete_failover(&self, version: Option<i64>) -> Result<bool, DcsError>;
+
+    /// Waits until the `leader` key changes or `timeout` passes. Errors end the wait early.
+    async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError>;
+
+    /// Changes the lease TTL (takes effect on the next lease grant).
+    async fn set_ttl(&self, ttl: u32);
+
+    /// Deletes every key of the cluster (`ferronictl remove`).
+    async fn delete_cluster(&self) -> Result<(), DcsError>;
+}

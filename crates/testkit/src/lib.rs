@@ -1,0 +1,6 @@
+//! Real-process harness for integration tests: free ports, temporary directories the `postgres`
+//! user can use, a throwaway etcd, and waits that poll a condition and say what they waited for.
+//! Every process started here is stopped when its guard drops.
+
+pub mod etcd;
+pub mod ports;
