@@ -51,7 +51,10 @@ pub struct EtcdConfig {
 
 impl EtcdConfig {
     pub fn endpoints(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| format!("{}://{}", self.protocol, h)).collect()
+        self.hosts
+            .iter()
+            .map(|h| format!("{}://{}", self.protocol, h))
+            .collect()
     }
 }
 
@@ -127,7 +130,10 @@ impl PostgresqlConfig {
     }
 
     pub fn port(&self) -> u16 {
-        self.listen.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(5432)
+        self.listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(5432)
     }
 
     pub fn listen_host(&self) -> &str {
@@ -182,7 +188,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), json: false }
+        LogConfig {
+            level: "info".into(),
+            json: false,
+        }
     }
 }
 

@@ -81,7 +81,10 @@ impl MemberData {
     pub fn from_json(raw: &str) -> MemberData {
         match serde_json::from_str::<MemberData>(raw) {
             Ok(m) => m,
-            Err(_) if raw.starts_with("postgres") => MemberData { conn_url: raw.to_string(), ..Default::default() },
+            Err(_) if raw.starts_with("postgres") => MemberData {
+                conn_url: raw.to_string(),
+                ..Default::default()
+            },
             Err(_) => MemberData::default(),
         }
     }

@@ -1,0 +1,198 @@
+//! The entry point: picks the situation the node is in and hands over to that situation's rules.
+
+use crate::action::{Action, Decision, LongAction};
+use crate::memory::{BootstrapPhase, Memory};
+use crate::observation::{ActionResult, ActionStatus, Observation, Outcome};
+use crate::{bootstrap, leader, recovery};
+use ferroni_model::{ClusterView, PgRole, PgState, Role};
+
+/// One HA decision. Called once per cycle, and again within the cycle after a guarded action
+/// (see [`Action::is_guarded`]) with its outcome added to `obs.outcomes`.
+pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
+    let Some(cluster) = obs.cluster else {
+        return dcs_unreachable(obs);
+    };
+    if let Some(finished) = &obs.finished
+        && let Some(d) = after_long_action(obs, finished, mem)
+    {
+        return d;
+    }
+    if let ActionStatus::Running(action) = &obs.action {
+        return action_in_progress(obs, action);
+    }
+    if !obs.pg.has_data() {
+        return bootstrap::without_data(obs, cluster, mem);
+    }
+    let adopt = match check_system_identifier(obs, cluster) {
+        Identity::Matches => None,
+        Identity::Adopt(sysid) => Some(sysid),
+        Identity::Refuse(d) => return d,
+    };
+    let mut d = match obs.pg {
+        PgState::Running {
+            role: PgRole::Primary, ..
+        } => leader::running_primary(obs, cluster, mem),
+        PgState::Running {
+            role: PgRole::Replica, ..
+        } => leader::running_replica(obs, cluster),
+        _ => recovery::not_running(obs, cluster),
+    };
+    if let Some(sysid) = adopt {
+        d.actions.insert(0, Action::SetInitialize(sysid));
+    }
+    d
+}
+
+/// The role this node's Postgres plays right now, for the member key.
+pub(crate) fn current_role(obs: &Observation) -> Role {
+    match obs.pg {
+        PgState::Running {
+            role: PgRole::Primary, ..
+        } => Role::Primary,
+        PgState::Running { .. } | PgState::Stopped { .. } | PgState::Starting { .. } => Role::Replica,
+        PgState::NoData | PgState::InvalidData { .. } => Role::Uninitialized,
+    }
+}
+
+fn dcs_unreachable(obs: &Observation) -> Decision {
+    let role = current_role(obs);
+    if role == Role::Primary && !obs.dynamic.pause {
+        // Patroni's rule: without the DCS nobody can prove who holds the lock, and another node
+        // may take it once our lease runs out, so a primary must stop accepting writes now.
+        return Decision::new(
+            "demoting self because DCS is not accessible and I was a leader",
+            Role::Demoted,
+        )
+        .with(Action::Start(LongAction::Demote {
+            mode: crate::StopMode::Immediate,
+            upstream: None,
+        }));
+    }
+    Decision::new("DCS is not accessible", role)
+}
+
+/// Turns the result of a finished background action into actions, or `None` to go on deciding.
+fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memory) -> Option<Decision> {
+    match (&finished.action, &finished.result) {
+        (LongAction::Bootstrap, _) if obs.outcome(&[Outcome::LeaderAcquired, Outcome::LeaderLost]).is_some() => None,
+        (LongAction::Bootstrap, Ok(sysid)) => {
+            mem.bootstrap = BootstrapPhase::None;
+            mem.bootstrap_failed = None;
+            mem.last_error = None;
+            let sysid = sysid
+                .clone()
+                .unwrap_or_else(|| obs.pg.sysid().unwrap_or_default().to_string());
+            Some(
+                Decision::new("initialized a new cluster", Role::Primary)
+                    .with(Action::SetInitialize(sysid))
+                    .with(Action::WriteConfig(obs.config.bootstrap.dcs.clone()))
+                    .with(Action::AcquireLeader),
+            )
+        }
+        (LongAction::Bootstrap, Err(e)) => {
+            mem.bootstrap = BootstrapPhase::None;
+            mem.bootstrap_failed = Some((obs.now_ms, e.clone()));
+            mem.last_error = Some(format!("bootstrap failed: {e}"));
+            Some(
+                Decision::new(
+                    format!("bootstrap failed: {e}; removed the initialize key so that another node can bootstrap"),
+                    Role::Uninitialized,
+                )
+                .with(Action::CancelInitialize),
+            )
+        }
+        (LongAction::CreateReplica { .. }, Err(e)) => {
+            mem.clone_failures += 1;
+            mem.last_error = Some(format!("failed to create replica: {e}"));
+            Some(Decision::new(
+                format!("failed to create a replica ({e}); trying again in the next cycle"),
+                Role::Uninitialized,
+            ))
+        }
+        (LongAction::CreateReplica { .. }, Ok(_)) => {
+            mem.clone_failures = 0;
+            mem.last_error = None;
+            None
+        }
+        (action, Err(e)) => {
+            mem.last_error = Some(format!("{} failed: {e}", action.name()));
+            None
+        }
+        (_, Ok(_)) => None,
+    }
+}
+
+fn action_in_progress(obs: &Observation, action: &LongAction) -> Decision {
+    let role = current_role(obs);
+    if obs.holds_lock() {
+        return match obs.outcome(&[
+            Outcome::LeaderRefreshed,
+            Outcome::LeaderLost,
+            Outcome::LeaderRefreshFailed,
+        ]) {
+            None => Decision::new(format!("updating leader lock during {}", action.name()), role)
+                .with(Action::RefreshLeader),
+            Some(Outcome::LeaderRefreshed) => {
+                Decision::new(format!("updated leader lock during {}", action.name()), role)
+            }
+            Some(_) => Decision::new(format!("failed to update leader lock during {}", action.name()), role),
+        };
+    }
+    let what = match action {
+        LongAction::Bootstrap => "bootstrap".to_string(),
+        LongAction::CreateReplica { source: Some(s), .. } => format!("replica creation from {}", s.name),
+        other => other.name().to_string(),
+    };
+    Decision::new(format!("{what} in progress"), role)
+}
+
+enum Identity {
+    Matches,
+    Adopt(String),
+    Refuse(Decision),
+}
+
+fn check_system_identifier(obs: &Observation, cluster: &ClusterView) -> Identity {
+    let local = obs.pg.sysid().unwrap_or_default();
+    let data_dir = obs.config.postgresql.data_dir.display();
+    match cluster.initialize.as_deref() {
+        Some(expected) if !expected.is_empty() => {
+            if expected == local {
+                return Identity::Matches;
+            }
+            Identity::Refuse(
+                Decision::new("system identifier mismatch", current_role(obs)).with(Action::Fatal(format!(
+                    "system identifier mismatch: the cluster's initialize key holds {expected}, but the data \
+                     directory {data_dir} has {local}; refusing to join. Move the data directory away to \
+                     rebuild this member as a replica."
+                ))),
+            )
+        }
+        // A lock holder whose `initialize` is missing or still empty publishes its own identifier,
+        // as Patroni does after an interrupted bootstrap or a wiped DCS.
+        _ if obs.holds_lock() => Identity::Adopt(local.to_string()),
+        Some(_) => Identity::Refuse(Decision::new(
+            "waiting for the node that bootstraps the cluster to finish",
+            current_role(obs),
+        )),
+        None if cluster.leader.is_some() => Identity::Matches,
+        None if is_standby_data(obs.pg) => Identity::Refuse(Decision::new(
+            "the cluster has no initialize key and this member's data is a standby: \
+             start ferroni on the primary first",
+            current_role(obs),
+        )),
+        // Existing data and a DCS that never saw this cluster: import it (Patroni's "adopt").
+        None => Identity::Adopt(local.to_string()),
+    }
+}
+
+fn is_standby_data(pg: &PgState) -> bool {
+    matches!(
+        pg,
+        PgState::Stopped { standby: true, .. }
+            | PgState::Running {
+                role: PgRole::Replica,
+                ..
+            }
+    )
+}

@@ -1,0 +1,670 @@
+//! One test per rule: each builds an observation, calls `decide`, and checks the actions and reason.
+
+use crate::*;
+use ferroni_model::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+fn config(name: &str) -> Config {
+    Config {
+        name: name.into(),
+        scope: "batman".into(),
+        namespace: "/service/".into(),
+        restapi: RestApiConfig {
+            listen: "127.0.0.1:8008".into(),
+            connect_address: "127.0.0.1:8008".into(),
+            authentication: None,
+            certfile: None,
+            keyfile: None,
+        },
+        ctl: CtlConfig::default(),
+        etcd3: EtcdConfig {
+            hosts: vec!["127.0.0.1:2379".into()],
+            protocol: "http".into(),
+            username: None,
+            password: None,
+        },
+        bootstrap: BootstrapConfig {
+            dcs: json!({"ttl": 30}),
+            method: BootstrapMethod::Initdb,
+            initdb: vec![],
+            post_bootstrap: None,
+            pg_hba: vec![],
+        },
+        postgresql: PostgresqlConfig {
+            listen: "127.0.0.1:5432".into(),
+            connect_address: "127.0.0.1:5432".into(),
+            data_dir: "/data/pg".into(),
+            config_dir: "/data/pg".into(),
+            bin_dir: "/usr/lib/postgresql/15/bin".into(),
+            pgpass: "/tmp/pgpass".into(),
+            superuser: Credentials {
+                username: "postgres".into(),
+                password: None,
+            },
+            replication: Credentials {
+                username: "replicator".into(),
+                password: None,
+            },
+            rewind: None,
+            parameters: Default::default(),
+            pg_hba: None,
+            create_replica_methods: vec![],
+            replica_methods: BTreeMap::new(),
+            basebackup: vec![],
+            use_unix_socket: false,
+            pg_ctl_timeout: 60,
+            callbacks: BTreeMap::new(),
+            use_pg_rewind: None,
+            remove_data_directory_on_rewind_failure: false,
+            remove_data_directory_on_diverged_timelines: false,
+        },
+        tags: Tags::default(),
+        watchdog: WatchdogConfig::default(),
+        log: LogConfig::default(),
+    }
+}
+
+fn member(name: &str, role: &str, lsn: u64) -> Member {
+    Member {
+        name: name.into(),
+        data: MemberData {
+            conn_url: format!("postgres://127.0.0.1:{}/postgres", 5432 + name.len()),
+            api_url: format!("http://127.0.0.1:8008/{name}"),
+            state: "running".into(),
+            role: role.into(),
+            xlog_location: Some(lsn),
+            timeline: Some(1),
+            ..Default::default()
+        },
+    }
+}
+
+fn cluster(leader: Option<&str>, members: Vec<Member>) -> ClusterView {
+    ClusterView {
+        initialize: Some("7000000000000000001".into()),
+        config: Some(Versioned {
+            version: 1,
+            value: json!({}),
+        }),
+        leader: leader.map(|n| LeaderKey {
+            name: n.into(),
+            version: 1,
+            lease: 1,
+        }),
+        members,
+        status: Some(Status {
+            optime: 1000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn running(role: PgRole, lsn: u64) -> PgState {
+    PgState::Running {
+        sysid: "7000000000000000001".into(),
+        role,
+        timeline: 1,
+        lsn: Lsn(lsn),
+        replication: None,
+        postmaster_start_time: None,
+        server_version: 150000,
+    }
+}
+
+fn stopped(standby: bool) -> PgState {
+    PgState::Stopped {
+        sysid: "7000000000000000001".into(),
+        timeline: 1,
+        clean_shutdown: true,
+        standby,
+    }
+}
+
+struct Case {
+    config: Config,
+    dynamic: DynamicConfig,
+    cluster: Option<ClusterView>,
+    pg: PgState,
+    action: ActionStatus,
+    finished: Option<ActionResult>,
+    outcomes: Vec<Outcome>,
+    peers: Option<Vec<PeerStatus>>,
+    memory: Memory,
+}
+
+impl Case {
+    fn new(name: &str, cluster: Option<ClusterView>, pg: PgState) -> Case {
+        Case {
+            config: config(name),
+            dynamic: DynamicConfig::default(),
+            cluster,
+            pg,
+            action: ActionStatus::Idle,
+            finished: None,
+            outcomes: vec![],
+            peers: None,
+            memory: Memory::default(),
+        }
+    }
+
+    fn decide(&mut self) -> Decision {
+        let obs = Observation {
+            now_ms: 100_000,
+            config: &self.config,
+            dynamic: &self.dynamic,
+            cluster: self.cluster.as_ref(),
+            pg: &self.pg,
+            action: self.action.clone(),
+            finished: self.finished.clone(),
+            outcomes: self.outcomes.clone(),
+            peers: self.peers.clone(),
+        };
+        decide(&obs, &mut self.memory)
+    }
+}
+
+fn empty_cluster() -> ClusterView {
+    ClusterView::default()
+}
+
+#[test]
+fn empty_cluster_races_for_initialize_then_bootstraps() {
+    let mut c = Case::new("n0", Some(empty_cluster()), PgState::NoData);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::TakeInitialize]);
+    assert_eq!(d.role, Role::Uninitialized);
+    c.outcomes.push(Outcome::InitializeWon);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::Start(LongAction::Bootstrap)]);
+    assert_eq!(c.memory.bootstrap, BootstrapPhase::Running);
+}
+
+#[test]
+fn losing_the_initialize_race_does_not_bootstrap() {
+    let mut c = Case::new("n1", Some(empty_cluster()), PgState::NoData);
+    c.outcomes.push(Outcome::InitializeLost);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert_eq!(d.reason, "failed to acquire initialize lock");
+}
+
+#[test]
+fn nofailover_member_never_bootstraps() {
+    let mut c = Case::new("n1", Some(empty_cluster()), PgState::NoData);
+    c.config.tags.nofailover = true;
+    assert!(c.decide().actions.is_empty());
+}
+
+#[test]
+fn bootstrap_in_progress_elsewhere_means_wait() {
+    let mut view = empty_cluster();
+    view.initialize = Some(String::new());
+    let mut c = Case::new("n1", Some(view), PgState::NoData);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert_eq!(d.reason, "waiting for leader to bootstrap");
+}
+
+#[test]
+fn successful_bootstrap_publishes_sysid_config_and_takes_lock() {
+    let mut c = Case::new(
+        "n0",
+        Some(ClusterView {
+            initialize: Some(String::new()),
+            ..Default::default()
+        }),
+        running(PgRole::Primary, 10),
+    );
+    c.memory.bootstrap = BootstrapPhase::Running;
+    c.finished = Some(ActionResult {
+        action: LongAction::Bootstrap,
+        result: Ok(Some("7000000000000000001".into())),
+    });
+    let d = c.decide();
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::SetInitialize("7000000000000000001".into()),
+            Action::WriteConfig(json!({"ttl": 30})),
+            Action::AcquireLeader
+        ]
+    );
+    assert_eq!(c.memory.bootstrap, BootstrapPhase::None);
+    // The executor re-runs decide after the guarded acquire; the bootstrap result is not applied twice.
+    c.outcomes.push(Outcome::LeaderAcquired);
+    let d = c.decide();
+    assert!(!d.actions.contains(&Action::AcquireLeader), "{d:?}");
+    assert!(d.reason.contains("the leader with the lock"), "{}", d.reason);
+}
+
+#[test]
+fn failed_bootstrap_releases_initialize_and_steps_back() {
+    let mut c = Case::new(
+        "n0",
+        Some(ClusterView {
+            initialize: Some(String::new()),
+            ..Default::default()
+        }),
+        PgState::NoData,
+    );
+    c.finished = Some(ActionResult {
+        action: LongAction::Bootstrap,
+        result: Err("initdb exited with 1".into()),
+    });
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::CancelInitialize]);
+    assert!(c.memory.bootstrap_failed.is_some());
+    // Next cycle: the key is gone, but this node does not race again right away.
+    c.finished = None;
+    c.cluster = Some(empty_cluster());
+    let d = c.decide();
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert!(d.reason.contains("stepping back"), "{}", d.reason);
+}
+
+#[test]
+fn bootstrap_backoff_ends() {
+    let mut c = Case::new("n0", Some(empty_cluster()), PgState::NoData);
+    c.memory.bootstrap_failed = Some((0, "x".into()));
+    c.dynamic.ttl = 30; // backoff 90 s; now is 100 s
+    assert_eq!(c.decide().actions, vec![Action::TakeInitialize]);
+}
+
+#[test]
+fn leader_with_lock_refreshes_and_publishes_status() {
+    let mut c = Case::new(
+        "n0",
+        Some(cluster(Some("n0"), vec![member("n0", "primary", 1000)])),
+        running(PgRole::Primary, 2000),
+    );
+    assert_eq!(c.decide().actions, vec![Action::RefreshLeader]);
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(d.reason, "no action. I am (n0), the leader with the lock");
+    assert_eq!(d.actions, vec![Action::WriteStatus { optime: 2000 }]);
+    assert_eq!(d.role, Role::Primary);
+}
+
+#[test]
+fn leader_writes_missing_config() {
+    let mut view = cluster(Some("n0"), vec![]);
+    view.config = None;
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    c.memory.last_written_optime = Some(1000);
+    assert_eq!(c.decide().actions, vec![Action::WriteConfig(json!({"ttl": 30}))]);
+}
+
+#[test]
+fn primary_that_loses_the_lock_demotes() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshFailed);
+    let d = c.decide();
+    assert!(
+        matches!(d.actions[..], [Action::Start(LongAction::Demote { .. })]),
+        "{d:?}"
+    );
+    assert_eq!(d.role, Role::Demoted);
+}
+
+#[test]
+fn primary_seeing_another_holder_demotes_and_follows_it() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    let d = c.decide();
+    match &d.actions[..] {
+        [Action::Start(LongAction::Demote { upstream: Some(u), .. })] => assert_eq!(u.name, "n1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn paused_primary_does_not_demote() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    c.dynamic.pause = true;
+    assert!(c.decide().actions.is_empty());
+}
+
+#[test]
+fn unlocked_running_primary_takes_the_lock() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Primary, 1000));
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+    c.outcomes.push(Outcome::LeaderAcquired);
+    let d = c.decide();
+    assert!(
+        d.reason.starts_with("acquired session lock as a leader"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn primary_losing_the_race_demotes() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderLost);
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::Demote { .. })]
+    ));
+}
+
+#[test]
+fn dcs_outage_demotes_a_primary_but_not_a_replica() {
+    let mut c = Case::new("n0", None, running(PgRole::Primary, 1000));
+    let d = c.decide();
+    assert!(matches!(
+        d.actions[..],
+        [Action::Start(LongAction::Demote { upstream: None, .. })]
+    ));
+    let mut c = Case::new("n1", None, running(PgRole::Replica, 1000));
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert_eq!(d.reason, "DCS is not accessible");
+}
+
+#[test]
+fn crashed_leader_restarts_as_primary_after_refreshing_the_lock() {
+    let mut c = Case::new(
+        "n0",
+        Some(cluster(Some("n0"), vec![])),
+        PgState::Stopped {
+            sysid: "7000000000000000001".into(),
+            timeline: 1,
+            clean_shutdown: false,
+            standby: false,
+        },
+    );
+    assert_eq!(c.decide().actions, vec![Action::RefreshLeader]);
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::Start(LongAction::StartPrimary)]);
+    assert_eq!(d.reason, "starting primary after failure");
+}
+
+#[test]
+fn stopped_member_with_a_leader_starts_as_replica_of_it() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), stopped(true));
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::StartReplica { upstream: Some(u) })] => assert_eq!(u.name, "n1"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lone_former_primary_takes_the_lock_before_starting() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), stopped(false));
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+    c.outcomes.push(Outcome::LeaderAcquired);
+    assert_eq!(c.decide().actions, vec![Action::Start(LongAction::StartPrimary)]);
+}
+
+#[test]
+fn former_primary_with_peers_starts_read_only() {
+    let mut c = Case::new(
+        "n0",
+        Some(cluster(None, vec![member("n1", "replica", 900)])),
+        stopped(false),
+    );
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::Start(LongAction::StartReplica { upstream: None })]
+    );
+}
+
+#[test]
+fn sysid_mismatch_is_fatal_with_both_identifiers() {
+    let mut view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    view.initialize = Some("7999999999999999999".into());
+    let mut c = Case::new("n0", Some(view), stopped(true));
+    match &c.decide().actions[..] {
+        [Action::Fatal(msg)] => {
+            assert!(
+                msg.contains("7999999999999999999") && msg.contains("7000000000000000001"),
+                "{msg}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn existing_data_without_initialize_is_adopted() {
+    let mut view = cluster(None, vec![]);
+    view.initialize = None;
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 10));
+    let d = c.decide();
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::SetInitialize("7000000000000000001".into()),
+            Action::AcquireLeader
+        ]
+    );
+}
+
+#[test]
+fn replica_follows_the_leader_and_repoints_when_it_changes() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut pg = running(PgRole::Replica, 900);
+    if let PgState::Running { replication, .. } = &mut pg {
+        *replication = Some(ReplicationInfo {
+            upstream: Some("127.0.0.1:5434".into()),
+            streaming: true,
+            ..Default::default()
+        });
+    }
+    let mut c = Case::new("n0", Some(view.clone()), pg);
+    let d = c.decide();
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert_eq!(
+        d.reason,
+        "no action. I am (n0), a secondary, and following a leader (n1)"
+    );
+    c.cluster = Some(cluster(Some("n22"), vec![member("n22", "primary", 1000)]));
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::Follow { upstream: Some(u) })] => assert_eq!(u.name, "n22"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn replicatefrom_cascades_while_that_member_runs() {
+    let view = cluster(
+        Some("n1"),
+        vec![member("n1", "primary", 1000), member("n2", "replica", 1000)],
+    );
+    let mut c = Case::new("n0", Some(view), running(PgRole::Replica, 900));
+    c.config.tags.replicatefrom = Some("n2".into());
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::Follow { upstream: Some(u) })] => assert_eq!(u.name, "n2"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn peer(name: &str, lsn: u64) -> PeerStatus {
+    PeerStatus {
+        name: name.into(),
+        reachable: true,
+        role: Some(Role::Replica),
+        running: true,
+        lsn,
+        timeline: 1,
+        nofailover: false,
+        failover_priority: 1,
+    }
+}
+
+#[test]
+fn election_asks_peers_then_takes_lock_and_promotes() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    assert_eq!(c.decide().actions, vec![Action::AskPeers]);
+    c.peers = Some(vec![peer("n1", 900), peer("n2", 1000)]);
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+    c.outcomes.push(Outcome::LeaderAcquired);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::Start(LongAction::Promote)]);
+    assert_eq!(d.role, Role::Promoted);
+}
+
+#[test]
+fn election_stands_down_for_a_member_ahead() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    c.peers = Some(vec![peer("n1", 1001)]);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.contains("n1 is ahead of me"), "{}", d.reason);
+}
+
+#[test]
+fn election_stands_down_for_higher_priority_at_equal_position() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    let mut p = peer("n1", 1000);
+    p.failover_priority = 5;
+    c.peers = Some(vec![p]);
+    assert!(c.decide().reason.contains("higher failover_priority"));
+}
+
+#[test]
+fn ineligible_peers_do_not_block_the_election() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    let mut p = peer("n1", 5000);
+    p.nofailover = true;
+    c.peers = Some(vec![p]);
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+}
+
+#[test]
+fn lagging_or_nofailover_replica_never_runs_for_leader() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 10));
+    c.dynamic.maximum_lag_on_failover = 100; // optime is 1000
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.contains("exceeds maximum_lag_on_failover"), "{}", d.reason);
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    c.config.tags.nofailover = true;
+    assert!(c.decide().actions.is_empty());
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    c.config.tags.failover_priority = Some(0);
+    assert!(c.decide().actions.is_empty());
+}
+
+#[test]
+fn a_running_primary_peer_blocks_promotion() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    let mut p = peer("n1", 10);
+    p.role = Some(Role::Primary);
+    c.peers = Some(vec![p]);
+    assert!(c.decide().reason.contains("still running as primary"));
+}
+
+#[test]
+fn empty_member_clones_from_the_leader_with_basebackup_by_default() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), PgState::NoData);
+    let d = c.decide();
+    match &d.actions[..] {
+        [
+            Action::Start(LongAction::CreateReplica {
+                source: Some(s),
+                methods,
+            }),
+        ] => {
+            assert_eq!(s.name, "n1");
+            assert_eq!(methods, &vec!["basebackup".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.reason, "trying to bootstrap from leader 'n1'");
+}
+
+#[test]
+fn clonefrom_member_with_least_lag_is_the_source() {
+    let mut a = member("ra", "replica", 500);
+    a.data.tags.insert("clonefrom".into(), json!(true));
+    let mut b = member("rb", "replica", 900);
+    b.data.tags.insert("clonefrom".into(), json!(true));
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000), a, b]);
+    let mut c = Case::new("n0", Some(view), PgState::NoData);
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::CreateReplica { source: Some(s), .. })] => assert_eq!(s.name, "rb"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_leader_method_restores_a_leaderless_cluster() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), PgState::NoData);
+    c.config.postgresql.create_replica_methods = vec!["restore".into(), "basebackup".into()];
+    c.config.postgresql.replica_methods.insert(
+        "restore".into(),
+        ReplicaMethod {
+            name: "restore".into(),
+            command: vec!["/bin/true".into()],
+            no_leader: true,
+            keep_data: false,
+            no_params: false,
+            extra_args: vec![],
+        },
+    );
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::CreateReplica { source: None, methods })] => {
+            assert_eq!(methods, &vec!["restore".to_string()])
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn leaderless_initialized_cluster_without_no_leader_method_explains_the_wait() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), PgState::NoData);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.contains("no_leader"), "{}", d.reason);
+}
+
+#[test]
+fn failed_clone_waits_for_the_next_cycle() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), PgState::NoData);
+    c.finished = Some(ActionResult {
+        action: LongAction::CreateReplica {
+            source: None,
+            methods: vec![],
+        },
+        result: Err("all methods failed".into()),
+    });
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert_eq!(c.memory.clone_failures, 1);
+}
+
+#[test]
+fn leader_keeps_refreshing_during_a_long_action() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.action = ActionStatus::Running(LongAction::Promote);
+    assert_eq!(c.decide().actions, vec![Action::RefreshLeader]);
+    let mut c = Case::new("n2", Some(cluster(Some("n0"), vec![])), PgState::NoData);
+    c.action = ActionStatus::Running(LongAction::Bootstrap);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert_eq!(d.reason, "bootstrap in progress");
+}
+
+#[test]
+fn leader_without_data_releases_the_lock() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), PgState::NoData);
+    let d = c.decide();
+    assert_eq!(d.actions.first(), Some(&Action::ReleaseLeader));
+}
+
+#[test]
+fn decide_does_not_mutate_the_observation_inputs() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view.clone()), PgState::NoData);
+    let _ = c.decide();
+    assert_eq!(c.cluster, Some(view));
+}
