@@ -1,1 +1,37 @@
-//! ferroni-api
+//! ferroni's REST API: Patroni-compatible answers for load balancers (HAProxy `option httpchk`,
+//! Kubernetes probes), patronictl, monitoring and scripts.
+//!
+//! The daemon owns the HA loop and publishes a [`NodeSnapshot`] through a [`SnapshotHandle`] once
+//! per cycle; health endpoints answer from that snapshot alone (no DCS or SQL on the hot path), while
+//! `/cluster`, `/history` and `/config` read the DCS on demand. The daemon binds the port itself and
+//! hands the listener to [`serve`].
+//!
+//! ```ignore
+//! let snapshots = SnapshotHandle::default();
+//! let wake = Arc::new(tokio::sync::Notify::new());
+//! let state = ApiState::new(snapshots.clone(), dcs.clone())
+//!     .with_validator(Arc::new(|cfg| ferroni_config::validate_dynamic(cfg).map(|_| ()).map_err(|e| e.to_string())))
+//!     .with_wake(wake.clone())
+//!     .with_credentials(config.restapi.authentication.as_ref());
+//! tokio::spawn(ferroni_api::serve(listener, state, shutdown_signal));
+//! // each HA cycle:
+//! snapshots.publish(NodeSnapshot { .. });
+//! // in the loop's sleep: tokio::select! { _ = wake.notified() => {}, _ = sleep(loop_wait) => {} }
+//! ```
+//!
+//! Failure story: the server itself only fails to start if the listener is unusable (the daemon
+//! sees that as the error of [`serve`]). Per request, DCS trouble turns into 502/503 answers, bad
+//! input into 400/411/413, and a stale snapshot into honest 503s from the health checks.
+
+pub mod auth;
+pub mod cluster;
+mod handlers;
+pub mod health;
+pub mod merge;
+pub mod metrics;
+pub mod server;
+pub mod snapshot;
+pub mod status;
+
+pub use server::{ApiState, ConfigValidator, router, serve};
+pub use snapshot::{NodeSnapshot, PgStatus, Published, ReplicationConn, SnapshotHandle, Xlog, states};

@@ -112,7 +112,10 @@ pub struct PostgresqlConfig {
     pub pg_hba: Option<Vec<String>>,
     /// In order; empty means `[basebackup]`.
     pub create_replica_methods: Vec<String>,
-    /// Sections of custom replica methods named in any method list, by name.
+    /// Sections of custom replica methods, by name: every method named in
+    /// `create_replica_methods` or in `bootstrap.dcs.standby_cluster.create_replica_methods`,
+    /// plus any other `postgresql.<name>` section with a `command`, so a method list changed
+    /// later in the DCS can still find its section.
     pub replica_methods: BTreeMap<String, ReplicaMethod>,
     /// `postgresql.basebackup` options in order (`max-rate`, `Some("100M")`).
     pub basebackup: Vec<(String, Option<String>)>,
@@ -155,7 +158,10 @@ pub struct ReplicaMethod {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tags {
+    /// Never promote this member. As in Patroni, an explicit `nofailover` decides; without it,
+    /// `failover_priority <= 0` sets this.
     pub nofailover: bool,
+    /// `None` when not set, and also when `nofailover` is set explicitly (the boolean wins).
     pub failover_priority: Option<i64>,
     pub clonefrom: bool,
     pub replicatefrom: Option<String>,
@@ -173,10 +179,13 @@ pub enum WatchdogMode {
     Required,
 }
 
+/// `ferroni-config` yields `Automatic` when the file has no `watchdog` section or no `mode`, as
+/// Patroni does (use the device if it can be opened); `Default` here is `Off`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WatchdogConfig {
     pub mode: WatchdogMode,
     pub device: Option<PathBuf>,
+    /// Seconds; `-1` means `ttl / 2`, resolved by the user of the value.
     pub safety_margin: i64,
 }
 

@@ -1,0 +1,185 @@
+//! The HTTP layer: [`ApiState`], the axum [`router`], [`serve`], and the dispatch table.
+//!
+//! Routing copies Patroni's `parse_request`: method plus the *first path segment* picks a dedicated
+//! handler (`GET /patroni/anything` is `/patroni`); every other GET, and every HEAD and OPTIONS on
+//! any path, falls into the generic health check. That is why one fallback handler does the
+//! routing instead of axum's path router: `OPTIONS /primary` (HAProxy), `HEAD /replica?lag=1MB` and
+//! `GET /whatever` (503 + status JSON) all behave like Patroni.
+//!
+//! Unsafe methods (PATCH, PUT, POST, DELETE) are authenticated before routing when credentials are
+//! configured, so an unauthenticated client cannot even learn which of them exist.
+//!
+//! Failure story: [`serve`] fails only if accepting connections fails fatally; handlers never panic
+//! on input, and every error becomes an HTTP status (see the handler modules).
+
+use crate::auth::{BasicAuth, WWW_AUTHENTICATE};
+use crate::handlers::{self, text};
+use crate::snapshot::SnapshotHandle;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use axum::serve::ListenerExt;
+use ferroni_dcs::Dcs;
+use ferroni_model::Credentials;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Validates a dynamic configuration before it is written to the DCS; `Err` carries the message
+/// returned to the client with 400.
+pub type ConfigValidator = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+/// What the handlers share. Build it with [`ApiState::new`] and the `with_*` methods.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) snapshots: SnapshotHandle,
+    pub(crate) dcs: Arc<dyn Dcs>,
+    pub(crate) validator: ConfigValidator,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) auth: Option<BasicAuth>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// Accepts any configuration, wakes nobody and requires no credentials until told otherwise.
+    pub fn new(snapshots: SnapshotHandle, dcs: Arc<dyn Dcs>) -> ApiState {
+        ApiState {
+            snapshots,
+            dcs,
+            validator: Arc::new(|_| Ok(())),
+            wake: Arc::new(Notify::new()),
+            auth: None,
+        }
+    }
+
+    pub fn with_validator(mut self, validator: ConfigValidator) -> ApiState {
+        self.validator = validator;
+        self
+    }
+
+    /// The `Notify` the HA loop sleeps on; it is notified after every successful config change.
+    pub fn with_wake(mut self, wake: Arc<Notify>) -> ApiState {
+        self.wake = wake;
+        self
+    }
+
+    pub fn with_basic_auth(mut self, username: &str, password: &str) -> ApiState {
+        self.auth = Some(BasicAuth::new(username, password));
+        self
+    }
+
+    /// `restapi.authentication` as configured; `None` leaves the API open.
+    pub fn with_credentials(mut self, credentials: Option<&Credentials>) -> ApiState {
+        self.auth = credentials.map(|c| BasicAuth::new(&c.username, c.password.as_deref().unwrap_or("")));
+        self
+    }
+
+    pub fn snapshots(&self) -> &SnapshotHandle {
+        &self.snapshots
+    }
+
+    pub fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
+
+    /// `Some(401)` when credentials are required and the request does not carry them.
+    fn deny(&self, headers: &HeaderMap) -> Option<Response> {
+        let auth = self.auth.as_ref()?;
+        let reason = auth
+            .check(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))
+            .err()?;
+        tracing::warn!("REST API request rejected: {reason}");
+        let mut resp = text(401, reason);
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+        Some(resp)
+    }
+}
+
+/// The whole REST API as one axum router (no state left to provide).
+pub fn router(state: ApiState) -> Router {
+    Router::new().fallback(dispatch).with_state(Arc::new(state))
+}
+
+/// Serves the API on a listener the daemon bound, until `shutdown` completes; open connections
+/// are then closed gracefully.
+pub async fn serve<F>(listener: TcpListener, state: ApiState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    // Health checks are tiny request/response pairs; Nagle would only add latency.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Patroni's routing: `/` → `""`, `/patroni/x` → `patroni`.
+fn first_segment(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
+fn unsupported(method: &str) -> Response {
+    // What Python's BaseHTTPRequestHandler answers for a method without handler.
+    text(501, format!("Unsupported method ('{method}')"))
+}
+
+async fn dispatch(State(api): State<Arc<ApiState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let query = parts.uri.query();
+    let segment = first_segment(path);
+    match parts.method.as_str() {
+        "GET" => match segment {
+            "patroni" => handlers::health::patroni(&api),
+            "metrics" => handlers::health::metrics(&api),
+            "liveness" => handlers::health::liveness(&api),
+            "readiness" => handlers::health::readiness(&api, query),
+            "cluster" => handlers::dcs::cluster(&api).await,
+            "history" => handlers::dcs::history(&api).await,
+            "config" => handlers::dcs::config(&api).await,
+            _ => handlers::health::check(&api, path, query, true),
+        },
+        "HEAD" | "OPTIONS" => handlers::health::check(&api, path, query, false),
+        m @ ("PATCH" | "PUT" | "POST" | "DELETE") => {
+            if let Some(denied) = api.deny(&parts.headers) {
+                return denied;
+            }
+            match (m, segment) {
+                ("PATCH", "config") => handlers::config::patch(&api, &parts.headers, body).await,
+                ("PUT", "config") => handlers::config::put(&api, &parts.headers, body).await,
+                // Actions go here, each in its own module under `handlers/`:
+                // POST /switchover, POST /failover, DELETE /switchover, POST /restart,
+                // DELETE /restart, POST /reinitialize, POST /reload.
+                _ => unsupported(m),
+            }
+        }
+        m => unsupported(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments() {
+        assert_eq!(first_segment("/"), "");
+        assert_eq!(first_segment(""), "");
+        assert_eq!(first_segment("/patroni"), "patroni");
+        assert_eq!(first_segment("/patroni/x/y"), "patroni");
+        assert_eq!(first_segment("//config"), "config");
+    }
+}
