@@ -46,7 +46,9 @@ pub trait Dcs: Send + Sync {
     /// Creates `leader` = own name on own lease if absent. `Ok(false)`: another node holds it.
     async fn acquire_leader(&self) -> Result<bool, DcsError>;
     /// Renews the lease and makes sure `leader` still names this node on its current lease.
-    /// `Ok(false)`: the key is held by someone else (or vanished and was taken).
+    /// `Ok(false)`: the key is held by someone else (or vanished and was taken). As in Patroni, a key
+    /// that vanished and is still free is created again; one still naming this node on an older lease
+    /// (after a lease re-grant or `set_ttl`) is moved onto the current lease.
     async fn update_leader(&self) -> Result<bool, DcsError>;
     /// Deletes `leader` only if it still names this node.
     async fn release_leader(&self) -> Result<(), DcsError>;
@@ -70,10 +72,17 @@ pub trait Dcs: Send + Sync {
     /// Deletes `failover`; with `Some(version)` only if unchanged.
     async fn delete_failover(&self, version: Option<i64>) -> Result<bool, DcsError>;
 
-    /// Waits until the `leader` key changes or `timeout` passes. Errors end the wait early.
+    /// Waits until the `leader` key changes (written or deleted, including by lease expiry) or
+    /// `timeout` passes, and never longer. A change made after this node's last `load` counts even if
+    /// it happened before the call, so a change between reading the cluster and waiting is not missed.
+    /// A leader that merely renews its lease does not rewrite the key and wakes nobody.
+    /// Connection errors are retried until `timeout`; if the DCS could not be watched at all the
+    /// call returns `Err(Unavailable)` at the timeout (not early, so a loop around it cannot spin).
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError>;
 
-    /// Changes the lease TTL (takes effect on the next lease grant).
+    /// Changes the lease TTL. Like Patroni, the current lease is abandoned (not revoked) and the next
+    /// operation grants one with the new TTL; `update_leader` then moves the leader key onto it.
+    /// `identity().ttl` keeps showing the TTL the node was created with.
     async fn set_ttl(&self, ttl: u32);
 
     /// Deletes every key of the cluster (`ferronictl remove`).

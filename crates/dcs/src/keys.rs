@@ -10,7 +10,11 @@ impl Keys {
     /// `namespace` may be given with or without slashes; Patroni's default is `/service`.
     pub fn new(namespace: &str, scope: &str) -> Keys {
         let ns = namespace.trim_matches('/');
-        let prefix = if ns.is_empty() { format!("/{scope}/") } else { format!("/{ns}/{scope}/") };
+        let prefix = if ns.is_empty() {
+            format!("/{scope}/")
+        } else {
+            format!("/{ns}/{scope}/")
+        };
         Keys { prefix }
     }
 

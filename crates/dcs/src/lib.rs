@@ -7,6 +7,11 @@
 //! follow, the second makes a primary demote.
 
 mod api;
+mod codec;
+mod etcd;
 pub mod keys;
+mod memory;
 
 pub use api::{Dcs, DcsError, NodeIdentity};
+pub use etcd::EtcdDcs;
+pub use memory::{MemoryDcs, MemoryStore};

@@ -4,3 +4,5 @@
 
 pub mod etcd;
 pub mod ports;
+pub mod node;
+pub mod wait;

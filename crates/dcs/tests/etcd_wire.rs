@@ -1,0 +1,238 @@
+//! etcd-only checks: the exact bytes and leases Patroni would see (read back with a raw etcd client),
+//! and behaviour across etcd faults the in-memory store cannot imitate (frozen server, restart,
+//! lease revoked behind the node's back, a request etcd rejects).
+
+use etcd_client::{Client, GetOptions};
+use ferroni_dcs::{Dcs, DcsError, EtcdDcs, NodeIdentity};
+use ferroni_model::{Failover, MemberData};
+use ferroni_testkit::etcd::Etcd;
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn node(etcd: &Etcd, name: &str, retry_timeout: Duration) -> EtcdDcs {
+    let identity = NodeIdentity {
+        name: name.to_string(),
+        scope: "batman".to_string(),
+        namespace: "/service/".to_string(),
+        ttl: 30,
+        retry_timeout,
+    };
+    EtcdDcs::connect(vec![etcd.host_port()], None, identity).expect("valid config")
+}
+
+async fn raw(etcd: &Etcd) -> Client {
+    Client::connect([etcd.endpoint()], None).await.expect("raw client")
+}
+
+async fn raw_kv(client: &mut Client, key: &str) -> Option<etcd_client::KeyValue> {
+    let mut resp = client.get(key, None).await.expect("raw get");
+    resp.take_kvs().into_iter().next()
+}
+
+fn member(state: &str) -> MemberData {
+    MemberData {
+        conn_url: "postgres://10.0.0.1:5432/postgres".into(),
+        api_url: "http://10.0.0.1:8008/patroni".into(),
+        state: state.into(),
+        role: "primary".into(),
+        version: "4.1.4".into(),
+        ..MemberData::default()
+    }
+}
+
+#[tokio::test]
+async fn values_and_leases_are_patronis() {
+    let etcd = Etcd::start();
+    let a = node(&etcd, "pg0", Duration::from_secs(3));
+    let mut c = raw(&etcd).await;
+    assert!(a.attempt_initialize().await.expect("init"));
+    a.touch_member(&member("running")).await.expect("touch");
+    assert!(a.acquire_leader().await.expect("acquire"));
+    a.write_config(&json!({"ttl": 30, "postgresql": {"use_pg_rewind": true}}), None)
+        .await
+        .expect("config");
+    let failover = Failover {
+        leader: Some("pg0".into()),
+        member: Some("pg1".into()),
+        scheduled_at: None,
+    };
+    a.write_failover(&failover, None).await.expect("failover");
+
+    let leader = raw_kv(&mut c, "/service/batman/leader").await.expect("leader key");
+    let member_kv = raw_kv(&mut c, "/service/batman/members/pg0").await.expect("member key");
+    let init = raw_kv(&mut c, "/service/batman/initialize")
+        .await
+        .expect("initialize key");
+    let config = raw_kv(&mut c, "/service/batman/config").await.expect("config key");
+    let failover_kv = raw_kv(&mut c, "/service/batman/failover").await.expect("failover key");
+
+    assert_eq!(leader.value(), b"pg0", "the leader key is a plain name, not JSON");
+    assert_ne!(leader.lease(), 0);
+    assert_eq!(
+        leader.lease(),
+        member_kv.lease(),
+        "leader and member key share the node's lease"
+    );
+    assert_eq!(a.lease_id().await, Some(leader.lease()));
+    assert_eq!(
+        (init.value(), init.lease()),
+        (&b""[..], 0),
+        "initialize is an empty string without lease"
+    );
+    assert_eq!(
+        member_kv.value_str().expect("utf8"),
+        r#"{"conn_url":"postgres://10.0.0.1:5432/postgres","api_url":"http://10.0.0.1:8008/patroni","state":"running","role":"primary","version":"4.1.4"}"#
+    );
+    assert_eq!(
+        config.value_str().expect("utf8"),
+        r#"{"postgresql":{"use_pg_rewind":true},"ttl":30}"#
+    );
+    assert_eq!(config.lease(), 0, "config must not vanish with a node");
+    assert_eq!(
+        failover_kv.value_str().expect("utf8"),
+        r#"{"leader":"pg0","member":"pg1"}"#
+    );
+
+    let ttl = c.lease_time_to_live(leader.lease(), None).await.expect("ttl");
+    assert_eq!(ttl.granted_ttl(), 30, "the lease TTL is the node's ttl");
+}
+
+#[tokio::test]
+async fn identical_member_writes_are_skipped() {
+    let etcd = Etcd::start();
+    let a = node(&etcd, "pg0", Duration::from_secs(3));
+    let mut c = raw(&etcd).await;
+    let key = "/service/batman/members/pg0";
+    a.touch_member(&member("running")).await.expect("touch");
+    let first = raw_kv(&mut c, key).await.expect("member").mod_revision();
+    a.touch_member(&member("running")).await.expect("touch again");
+    assert_eq!(
+        raw_kv(&mut c, key).await.expect("member").mod_revision(),
+        first,
+        "unchanged data was rewritten"
+    );
+    a.touch_member(&member("stopping")).await.expect("touch changed");
+    assert!(
+        raw_kv(&mut c, key).await.expect("member").mod_revision() > first,
+        "changed data was not written"
+    );
+}
+
+#[tokio::test]
+async fn revoked_lease_is_replaced_transparently() {
+    let etcd = Etcd::start();
+    let a = node(&etcd, "pg0", Duration::from_secs(3));
+    let mut c = raw(&etcd).await;
+    a.touch_member(&member("running")).await.expect("touch");
+    let old = a.lease_id().await.expect("lease");
+    c.lease_revoke(old).await.expect("revoke behind the node's back");
+    // The lease was renewed less than a second ago, so the node does not know yet; the put fails with
+    // "lease not found" and must be retried on a new lease.
+    a.touch_member(&member("stopping")).await.expect("touch after revoke");
+    let kv = raw_kv(&mut c, "/service/batman/members/pg0")
+        .await
+        .expect("member rewritten");
+    assert_ne!(kv.lease(), old);
+    assert_eq!(Some(kv.lease()), a.lease_id().await);
+    assert!(a.acquire_leader().await.expect("acquire on the new lease"));
+}
+
+#[tokio::test]
+async fn frozen_etcd_is_unavailable_in_time_and_recovers() {
+    let etcd = Etcd::start();
+    let retry = Duration::from_millis(1500);
+    let (a, b) = (node(&etcd, "pg0", retry), node(&etcd, "pg1", retry));
+    assert!(a.acquire_leader().await.expect("acquire"));
+    b.load().await.expect("load");
+
+    etcd.pause();
+    let bound = retry + Duration::from_millis(700);
+    let started = Instant::now();
+    let loaded = b.load().await;
+    assert!(
+        matches!(loaded, Err(DcsError::Unavailable(_))),
+        "load on a frozen etcd: {loaded:?}"
+    );
+    assert!(started.elapsed() < bound, "load took {:?}", started.elapsed());
+    let started = Instant::now();
+    let updated = a.update_leader().await;
+    assert!(
+        matches!(updated, Err(DcsError::Unavailable(_))),
+        "update_leader on a frozen etcd: {updated:?}"
+    );
+    assert!(started.elapsed() < bound, "update_leader took {:?}", started.elapsed());
+    let started = Instant::now();
+    let watched = b.watch_leader(Duration::from_secs(1)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1700),
+        "watch took {:?}",
+        started.elapsed()
+    );
+    assert!(watched.is_err(), "nothing could be watched: {watched:?}");
+
+    etcd.resume();
+    assert!(
+        a.update_leader().await.expect("update after resume"),
+        "lease outlived the freeze"
+    );
+    assert_eq!(b.load().await.expect("load after resume").leader_name(), Some("pg0"));
+}
+
+#[tokio::test]
+async fn restart_keeps_lease_and_streams_reopen() {
+    let mut etcd = Etcd::start();
+    let (a, b) = (
+        node(&etcd, "pg0", Duration::from_secs(3)),
+        node(&etcd, "pg1", Duration::from_secs(3)),
+    );
+    assert!(a.acquire_leader().await.expect("acquire"));
+    assert!(a.update_leader().await.expect("update opens the keep-alive stream"));
+    b.load().await.expect("load");
+
+    etcd.restart();
+    // The cached keep-alive stream died with the old process; the forced keep-alive must re-open it.
+    assert!(
+        a.update_leader().await.expect("update after restart"),
+        "leases survive an etcd restart"
+    );
+    let releaser = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.release_leader().await.expect("release");
+    };
+    let started = Instant::now();
+    let (watched, ()) = tokio::join!(b.watch_leader(Duration::from_secs(6)), releaser);
+    watched.expect("watch after restart");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "watch missed the release: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn rejected_request_is_failed_not_unavailable() {
+    let etcd = Etcd::start();
+    let a = node(&etcd, "pg0", Duration::from_secs(3));
+    // Above etcd's default --max-request-bytes (1.5 MiB), below gRPC's 2 MiB message limit, so etcd
+    // itself answers "request is too large".
+    let huge = json!({"blob": "x".repeat(1700 * 1024)});
+    let started = Instant::now();
+    let written = a.replace_config(&huge).await;
+    assert!(
+        matches!(written, Err(DcsError::Failed(_))),
+        "oversized write: {written:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a rejection must not be retried"
+    );
+    let mut c = raw(&etcd).await;
+    let count = c
+        .get(
+            "/service/batman/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await;
+    assert_eq!(count.expect("count").count(), 0);
+}
