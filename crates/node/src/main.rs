@@ -1,1 +1,85 @@
-fn main() {}
+//! `ferroni <config.yml>`: the HA daemon. Validates the configuration before touching anything,
+//! refuses to run as root, then runs the HA loop until SIGTERM or SIGINT.
+
+mod daemon;
+mod execute;
+mod logging;
+mod long_action;
+mod member;
+mod peers;
+mod serve;
+mod snapshot;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ferroni",
+    version,
+    about = "PostgreSQL high availability, compatible with Patroni"
+)]
+struct Args {
+    /// Only validate the configuration and exit (0 when valid).
+    #[arg(long = "validate-config")]
+    validate_config: bool,
+    /// Patroni-style YAML configuration file (or directory of YAML files). Without it the whole
+    /// configuration comes from PATRONI_CONFIGURATION.
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let env = ferroni_config::process_env();
+    let loaded = match &args.config {
+        Some(path) => ferroni_config::load_file_with_env(path, &env),
+        None => ferroni_config::load_from_env(&env),
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ferroni: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("ferroni: warning: {w}");
+    }
+    if args.validate_config {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    if nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "ferroni: refusing to run as root: PostgreSQL will not run as root and its files must belong to \
+             the postgres user. Run it as that user, e.g. `runuser -u postgres -- ferroni {}`",
+            args.config
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    }
+    // Secrets in PATRONI_* must not reach Postgres, scripts or callbacks; no thread runs yet.
+    ferroni_config::scrub_process_env();
+    logging::init(&loaded.config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferroni: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve::run(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

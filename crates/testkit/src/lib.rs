@@ -3,6 +3,6 @@
 //! Every process started here is stopped when its guard drops.
 
 pub mod etcd;
-pub mod ports;
 pub mod node;
+pub mod ports;
 pub mod wait;

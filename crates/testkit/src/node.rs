@@ -28,7 +28,10 @@ pub fn postgres_ids() -> Option<(u32, u32)> {
 
 /// A temporary directory the `postgres` user owns.
 pub fn postgres_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("ferroni-test-").tempdir().expect("create temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("ferroni-test-")
+        .tempdir()
+        .expect("create temp dir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
     chown_postgres(dir.path());
     dir
@@ -114,7 +117,7 @@ bootstrap:
     postgresql:
       use_pg_rewind: true
       parameters:
-        max_connections: 20
+        max_connections: 30
         shared_buffers: 16MB
   initdb:
     - encoding: UTF8
@@ -183,14 +186,21 @@ impl FerroniNode {
 
     /// Starts the daemon again with the same config (after `stop`, `sigterm` or `kill9`).
     pub fn restart(&mut self) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open log");
         let mut cmd = Command::new(&self.binary);
         cmd.arg(&self.config_path)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
-            .env("RUST_LOG", "warn,ferroni=debug,ferroni_postgres=debug,ferroni_dcs=info,ferroni_api=info")
+            .env(
+                "RUST_LOG",
+                "warn,ferroni=debug,ferroni_postgres=debug,ferroni_dcs=info,ferroni_api=info",
+            )
             .process_group(0);
         if let Some((uid, gid)) = postgres_ids() {
             cmd.uid(uid).gid(gid).env("HOME", &self.dir);
@@ -264,9 +274,11 @@ impl FerroniNode {
 
     /// Waits until `/patroni` reports the given role and state `running`.
     pub fn wait_role(&self, role: &str, timeout: Duration) {
-        wait_until(&format!("{} to run as {role}", self.spec.name), timeout, || {
-            matches!(self.api_get("/patroni"), Ok((_, v)) if v["role"] == role && v["state"] == "running")
-        })
+        wait_until(
+            &format!("{} to run as {role}", self.spec.name),
+            timeout,
+            || matches!(self.api_get("/patroni"), Ok((_, v)) if v["role"] == role && v["state"] == "running"),
+        )
         .unwrap_or_else(|e| panic!("{e}\n--- log of {} ---\n{}", self.spec.name, tail(&self.log(), 60)));
     }
 }
@@ -294,7 +306,19 @@ pub fn tail(text: &str, lines: usize) -> String {
 
 pub fn psql(port: u16, sql: &str) -> Result<String> {
     let out = Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
         .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGPASSWORD", SUPERUSER_PASSWORD)
         .env("PGCONNECT_TIMEOUT", "2")
@@ -310,7 +334,10 @@ pub fn psql(port: u16, sql: &str) -> Result<String> {
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("only http:// URLs")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let addr: std::net::SocketAddr = host.parse().context("host:port")?;
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -336,7 +363,9 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16,
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -344,4 +373,17 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Whether `pid` runs. A zombie counts as gone: in some sandboxes PID 1 never reaps the postmasters
+/// that pg_ctl daemonized.
+pub fn process_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
 }

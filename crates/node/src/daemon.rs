@@ -1,0 +1,253 @@
+//! The daemon loop: observe (DCS, Postgres), decide, execute, publish; then sleep until `loop_wait`
+//! passes, the leader key changes, a background action ends, the REST API changes the config, or a
+//! signal arrives. Only this module owns the runtime; the rules live in `ferroni-decision`.
+
+use crate::execute::{Executor, Step};
+use crate::long_action::LongActions;
+use crate::member;
+use crate::snapshot;
+use anyhow::Result;
+use ferroni_dcs::Dcs;
+use ferroni_decision::{Decision, Memory, Observation, decide};
+use ferroni_model::{ClusterView, Config, DynamicConfig, PgState, Role};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+/// Guarded actions re-run `decide` with their outcome; a decision never needs more than a few.
+const MAX_DECISIONS_PER_CYCLE: usize = 6;
+
+pub struct Daemon {
+    pub cfg: Config,
+    pub dynamic: DynamicConfig,
+    pub dcs: Arc<dyn Dcs>,
+    pub long: LongActions,
+    pub memory: Memory,
+    pub wake: Arc<Notify>,
+    pub publisher: snapshot::Publisher,
+    pub http: reqwest::Client,
+    started: Instant,
+    last_reason: String,
+    dcs_last_seen: Option<u64>,
+    last_role: Role,
+}
+
+/// How a cycle ended.
+pub enum CycleEnd {
+    Continue,
+    Fatal(String),
+}
+
+impl Daemon {
+    pub fn new(
+        cfg: Config,
+        dynamic: DynamicConfig,
+        dcs: Arc<dyn Dcs>,
+        long: LongActions,
+        wake: Arc<Notify>,
+        publisher: snapshot::Publisher,
+    ) -> Daemon {
+        Daemon {
+            cfg,
+            dynamic,
+            dcs,
+            long,
+            memory: Memory::default(),
+            wake,
+            publisher,
+            http: reqwest::Client::new(),
+            started: Instant::now(),
+            last_reason: String::new(),
+            dcs_last_seen: None,
+            last_role: Role::Uninitialized,
+        }
+    }
+
+    /// Runs cycles until `shutdown` resolves, then stops Postgres and leaves the cluster.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            if let CycleEnd::Fatal(msg) = self.cycle().await {
+                error!("{msg}");
+                anyhow::bail!(msg);
+            }
+            let wait = Duration::from_secs(u64::from(self.dynamic.loop_wait));
+            let follower = self.last_role != Role::Primary;
+            let dcs = self.dcs.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                // Replicas wake on a leader change so an election starts at once, not after loop_wait.
+                _ = dcs.watch_leader(wait), if follower => {}
+                _ = &mut shutdown => {
+                    self.shutdown().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn cycle(&mut self) -> CycleEnd {
+        let finished = self.long.take_finished();
+        let cluster = self.load_cluster().await;
+        self.refresh_dynamic(cluster.as_ref());
+        let probe = self.long.pg.probe().await;
+        let mut exec = Executor::new(self.dcs.clone(), &self.cfg, &self.dynamic);
+        let mut decision: Option<Decision> = None;
+        for _ in 0..MAX_DECISIONS_PER_CYCLE {
+            let obs = Observation {
+                now_ms: self.started.elapsed().as_millis() as u64,
+                config: &self.cfg,
+                dynamic: &self.dynamic,
+                cluster: cluster.as_ref(),
+                pg: &probe.state,
+                action: self.long.status(),
+                finished: finished.clone(),
+                outcomes: exec.outcomes.clone(),
+                peers: exec.peers.clone(),
+            };
+            let d = decide(&obs, &mut self.memory);
+            let step = exec
+                .run(&d.actions, cluster.as_ref(), &probe.state, &self.http, &mut self.long)
+                .await;
+            decision = Some(d);
+            match step {
+                Step::Done => break,
+                Step::Decide => continue,
+                Step::Fatal(msg) => return CycleEnd::Fatal(msg),
+            }
+        }
+        let Some(decision) = decision else {
+            return CycleEnd::Continue;
+        };
+        self.log_reason(&decision);
+        self.publish(cluster.as_ref(), &probe, &decision, &exec).await;
+        self.last_role = decision.role;
+        CycleEnd::Continue
+    }
+
+    async fn load_cluster(&mut self) -> Option<ClusterView> {
+        let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout));
+        match tokio::time::timeout(timeout, self.dcs.load()).await {
+            Ok(Ok(view)) => {
+                self.dcs_last_seen = Some(epoch_secs());
+                Some(view)
+            }
+            Ok(Err(e)) => {
+                warn!("{e}");
+                None
+            }
+            Err(_) => {
+                warn!(
+                    "DCS did not answer within retry_timeout ({} s)",
+                    self.dynamic.retry_timeout
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes the dynamic configuration from the DCS when it is there and valid; a bad value written
+    /// by hand keeps the previous configuration in force and says why.
+    fn refresh_dynamic(&mut self, cluster: Option<&ClusterView>) {
+        let Some(cfg) = cluster.and_then(|c| c.config.as_ref()) else {
+            return;
+        };
+        if cfg.value == self.dynamic.raw {
+            return;
+        }
+        match ferroni_config::parse_dynamic(&cfg.value, "config") {
+            Ok(new) => {
+                if new.ttl != self.dynamic.ttl {
+                    let dcs = self.dcs.clone();
+                    let ttl = new.ttl;
+                    tokio::spawn(async move { dcs.set_ttl(ttl).await });
+                }
+                info!("dynamic configuration changed (config version {})", cfg.version);
+                self.long.set_dynamic(new.clone());
+                self.dynamic = new;
+            }
+            Err(e) => warn!("ignoring invalid dynamic configuration in the DCS: {e}"),
+        }
+    }
+
+    fn log_reason(&mut self, d: &Decision) {
+        // Patroni logs its reason every cycle; so do we, at info, like its operators expect.
+        info!("{}", d.reason);
+        self.last_reason = d.reason.clone();
+    }
+
+    async fn publish(
+        &mut self,
+        cluster: Option<&ClusterView>,
+        probe: &ferroni_postgres::Probe,
+        d: &Decision,
+        exec: &Executor,
+    ) {
+        let action = self.long.status();
+        let state = member::state_text(&self.cfg, &probe.state, &action);
+        let role = published_role(
+            d.role,
+            &probe.state,
+            exec.holds_lock(cluster, &self.cfg.name),
+            &self.dynamic,
+        );
+        if cluster.is_some() {
+            let mut data = member::member_data(&self.cfg, &probe.state, role, state);
+            if let Some(err) = &self.memory.last_error {
+                data.extra
+                    .insert("last_error".into(), serde_json::Value::String(err.clone()));
+            }
+            if self.dynamic.pause {
+                data.pause = Some(true);
+            }
+            let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout));
+            match tokio::time::timeout(timeout, self.dcs.touch_member(&data)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!("failed to update member key: {e}"),
+                Err(_) => warn!("failed to update member key: DCS did not answer in time"),
+            }
+        }
+        let holds = exec.holds_lock(cluster, &self.cfg.name);
+        self.publisher.publish(snapshot::build(snapshot::Inputs {
+            cfg: &self.cfg,
+            dynamic: &self.dynamic,
+            cluster,
+            probe,
+            role,
+            state,
+            is_leader: holds,
+            dcs_last_seen: self.dcs_last_seen,
+            last_error: self.memory.last_error.as_deref(),
+            action: &action,
+        }));
+    }
+
+    async fn shutdown(&mut self) {
+        info!("shutting down: stopping postgres");
+        self.long.abort();
+        if let Err(e) = self.long.pg.stop_fast().await {
+            warn!("failed to stop postgres: {e}");
+        }
+        let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout).min(5));
+        let _ = tokio::time::timeout(timeout, self.dcs.release_leader()).await;
+        let _ = tokio::time::timeout(timeout, self.dcs.shutdown()).await;
+        info!("leader key released; exiting");
+    }
+}
+
+/// `standby_leader` instead of `primary` for the lock holder of a standby cluster.
+fn published_role(role: Role, pg: &PgState, holds_lock: bool, dynamic: &DynamicConfig) -> Role {
+    if holds_lock && dynamic.standby_cluster.is_some() && pg.running_role() == Some(ferroni_model::PgRole::Replica) {
+        return Role::StandbyLeader;
+    }
+    role
+}
+
+fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

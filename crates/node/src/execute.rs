@@ -1,0 +1,154 @@
+//! Carries out one decision's actions in order. DCS writes run inline, each bounded by
+//! `retry_timeout`; Postgres work is handed to the single background slot. A guarded action records
+//! its outcome and asks for a new decision, because what comes next depends on it.
+
+use crate::long_action::LongActions;
+use crate::peers;
+use ferroni_dcs::{Dcs, DcsError};
+use ferroni_decision::{Action, Outcome, PeerStatus};
+use ferroni_model::{ClusterView, Config, DynamicConfig, PgState, Status};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+pub enum Step {
+    /// Every action ran.
+    Done,
+    /// A guarded action ran: decide again with its outcome.
+    Decide,
+    Fatal(String),
+}
+
+pub struct Executor {
+    dcs: Arc<dyn Dcs>,
+    name: String,
+    timeout: Duration,
+    pub outcomes: Vec<Outcome>,
+    pub peers: Option<Vec<PeerStatus>>,
+}
+
+impl Executor {
+    pub fn new(dcs: Arc<dyn Dcs>, cfg: &Config, dynamic: &DynamicConfig) -> Executor {
+        Executor {
+            dcs,
+            name: cfg.name.clone(),
+            timeout: Duration::from_secs(u64::from(dynamic.retry_timeout)),
+            outcomes: Vec::new(),
+            peers: None,
+        }
+    }
+
+    /// Whether this node holds the lock after what ran this cycle.
+    pub fn holds_lock(&self, cluster: Option<&ClusterView>, me: &str) -> bool {
+        for o in self.outcomes.iter().rev() {
+            match o {
+                Outcome::LeaderAcquired | Outcome::LeaderRefreshed => return true,
+                Outcome::LeaderLost | Outcome::LeaderRefreshFailed => return false,
+                _ => {}
+            }
+        }
+        cluster.and_then(|c| c.leader_name()) == Some(me)
+    }
+
+    pub async fn run(
+        &mut self,
+        actions: &[Action],
+        cluster: Option<&ClusterView>,
+        pg: &PgState,
+        http: &reqwest::Client,
+        long: &mut LongActions,
+    ) -> Step {
+        for action in actions {
+            match action {
+                Action::TakeInitialize => {
+                    let won = self.bounded("take initialize key", self.dcs.attempt_initialize()).await;
+                    self.outcomes.push(if won == Some(true) {
+                        Outcome::InitializeWon
+                    } else {
+                        Outcome::InitializeLost
+                    });
+                    return Step::Decide;
+                }
+                Action::AcquireLeader => {
+                    let won = self.bounded("acquire leader lock", self.dcs.acquire_leader()).await;
+                    self.outcomes.push(if won == Some(true) {
+                        Outcome::LeaderAcquired
+                    } else {
+                        Outcome::LeaderLost
+                    });
+                    return Step::Decide;
+                }
+                Action::RefreshLeader => {
+                    let outcome = match self.bounded("update leader lock", self.dcs.update_leader()).await {
+                        Some(true) => Outcome::LeaderRefreshed,
+                        Some(false) => Outcome::LeaderLost,
+                        None => Outcome::LeaderRefreshFailed,
+                    };
+                    self.outcomes.push(outcome);
+                    return Step::Decide;
+                }
+                Action::AskPeers => {
+                    let found = match cluster {
+                        Some(c) => peers::ask_peers(http, c, &self.name).await,
+                        None => Vec::new(),
+                    };
+                    self.peers = Some(found);
+                    self.outcomes.push(Outcome::PeersAsked);
+                    return Step::Decide;
+                }
+                Action::SetInitialize(sysid) => {
+                    self.bounded("write initialize key", self.dcs.set_initialize(sysid))
+                        .await;
+                }
+                Action::CancelInitialize => {
+                    if self
+                        .bounded("delete initialize key", self.dcs.cancel_initialize())
+                        .await
+                        .is_some()
+                    {
+                        info!("removed initialize key after a failed bootstrap");
+                    }
+                }
+                Action::WriteConfig(value) => {
+                    self.bounded("write config key", self.dcs.write_config(value, None))
+                        .await;
+                }
+                Action::ReleaseLeader => {
+                    self.bounded("release leader lock", self.dcs.release_leader()).await;
+                }
+                Action::WriteStatus { optime } => {
+                    let status = Status {
+                        optime: *optime,
+                        ..Default::default()
+                    };
+                    self.bounded("write status key", self.dcs.write_status(&status)).await;
+                }
+                Action::ClearFailover => {
+                    self.bounded("clear failover key", self.dcs.delete_failover(None)).await;
+                }
+                Action::Start(long_action) => long.start(long_action.clone(), cluster, pg),
+                Action::Fatal(msg) => return Step::Fatal(msg.clone()),
+            }
+        }
+        Step::Done
+    }
+
+    /// Runs one DCS call within `retry_timeout`; `None` (after a warning) when it failed.
+    async fn bounded<T>(&self, what: &str, call: impl Future<Output = Result<T, DcsError>>) -> Option<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                warn!("failed to {what}: {e}");
+                None
+            }
+            Err(_) => {
+                warn!(
+                    "failed to {what}: DCS did not answer within {} s",
+                    self.timeout.as_secs()
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The single background slot for work on PostgreSQL (bootstrap, replica creation, start, stop,
+//! promote, demote, re-pointing). One action at a time, so two image builds or a start racing a
+//! stop cannot happen; the HA loop keeps running (and renewing the lock) while it works, and is
+//! woken when it ends.
+
+use ferroni_decision::{ActionResult, ActionStatus, LongAction, StopMode, Upstream};
+use ferroni_model::{BootstrapMethod, ClusterView, Config, DynamicConfig, PgState};
+use ferroni_postgres::conf::{self, ConfRole, StandbyParams};
+use ferroni_postgres::conninfo::parse_conn_url;
+use ferroni_postgres::{CloneOptions, PgControl, PgError, Probe, Prober, RunAs};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, error, info, warn};
+
+type Outcome = Result<Option<String>, String>;
+
+/// Access to the local PostgreSQL shared by the loop and the background action.
+pub struct Pg {
+    pub control: PgControl,
+    prober: Mutex<Prober>,
+    cfg: Config,
+    dynamic: RwLock<DynamicConfig>,
+    /// Relative method commands are resolved against the directory of the ferroni binary.
+    tools_dir: PathBuf,
+}
+
+impl Pg {
+    pub async fn probe(&self) -> Probe {
+        self.prober.lock().await.probe().await
+    }
+
+    pub async fn stop_fast(&self) -> Result<(), PgError> {
+        self.prober.lock().await.disconnect();
+        self.control
+            .stop(ferroni_postgres::StopMode::Fast, self.stop_timeout())
+            .await
+            .map(|_| ())
+    }
+
+    fn stop_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.cfg.postgresql.pg_ctl_timeout.max(1)))
+    }
+
+    fn dynamic(&self) -> DynamicConfig {
+        self.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes pgpass, pg_hba, postgresql.conf and the signal file for `role`.
+    fn configure(&self, role: &ConfRole, upstream: Option<(&str, u16)>) -> Result<(), PgError> {
+        let dynamic = self.dynamic();
+        self.control.write_pgpass(upstream)?;
+        let hba = self
+            .cfg
+            .postgresql
+            .pg_hba
+            .as_deref()
+            .or(dynamic.pg_hba.as_deref())
+            .or((!self.cfg.bootstrap.pg_hba.is_empty()).then_some(self.cfg.bootstrap.pg_hba.as_slice()));
+        self.control.write_pg_hba(hba)?;
+        let rendered = self.control.render_conf(&dynamic.parameters, role);
+        for w in &rendered.warnings {
+            warn!("{w}");
+        }
+        self.control.write_conf(&rendered)?;
+        self.control.set_signal_file(role.signal_file())
+    }
+
+    fn replica_role(&self, upstream: Option<&Upstream>) -> (ConfRole, Option<(String, u16)>) {
+        let target = upstream
+            .and_then(|u| parse_conn_url(&u.conn_url).ok())
+            .map(|c| (c.host, c.port));
+        let params = StandbyParams {
+            primary_conninfo: target
+                .as_ref()
+                .map(|(h, p)| conf::primary_conninfo(h, *p, &self.cfg.postgresql, &self.cfg.name)),
+            ..StandbyParams::default()
+        };
+        (ConfRole::Replica(params), target)
+    }
+
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
+        let (role, target) = self.replica_role(upstream);
+        self.configure(&role, target.as_ref().map(|(h, p)| (h.as_str(), *p)))?;
+        self.control.start(true).await
+    }
+
+    async fn start_primary(&self) -> Result<(), PgError> {
+        self.configure(&ConfRole::Primary, None)?;
+        self.control.start(true).await
+    }
+}
+
+struct Running {
+    action: LongAction,
+    /// The result arrives here before the loop is woken, so a woken loop always finds it.
+    result: oneshot::Receiver<Outcome>,
+    handle: JoinHandle<()>,
+}
+
+pub struct LongActions {
+    pub pg: Arc<Pg>,
+    running: Option<Running>,
+    wake: Arc<Notify>,
+}
+
+impl LongActions {
+    pub fn new(cfg: &Config, dynamic: DynamicConfig, wake: Arc<Notify>) -> LongActions {
+        let control = PgControl::new(cfg.postgresql.clone(), cfg.scope.clone(), cfg.name.clone())
+            .with_run_as(RunAs::postgres_if_root());
+        let tools_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let pg = Pg {
+            control,
+            prober: Mutex::new(Prober::new(cfg.postgresql.clone(), RunAs::postgres_if_root())),
+            cfg: cfg.clone(),
+            dynamic: RwLock::new(dynamic),
+            tools_dir,
+        };
+        LongActions {
+            pg: Arc::new(pg),
+            running: None,
+            wake,
+        }
+    }
+
+    pub fn set_dynamic(&self, dynamic: DynamicConfig) {
+        *self.pg.dynamic.write().unwrap_or_else(|e| e.into_inner()) = dynamic;
+    }
+
+    /// Running until its result has been taken, so a decision never sees an action neither running
+    /// nor finished.
+    pub fn status(&self) -> ActionStatus {
+        match &self.running {
+            Some(r) => ActionStatus::Running(r.action.clone()),
+            None => ActionStatus::Idle,
+        }
+    }
+
+    /// The result of an action that ended since the last call.
+    pub fn take_finished(&mut self) -> Option<ActionResult> {
+        let r = self.running.as_mut()?;
+        let result = match r.result.try_recv() {
+            Ok(result) => result,
+            Err(oneshot::error::TryRecvError::Empty) if !r.handle.is_finished() => return None,
+            Err(_) => Err(format!("{} panicked or was cancelled", r.action.name())),
+        };
+        let r = self.running.take()?;
+        match &result {
+            Ok(_) => info!("{} finished", r.action.name()),
+            Err(e) => error!("{} failed: {e}", r.action.name()),
+        }
+        Some(ActionResult {
+            action: r.action,
+            result,
+        })
+    }
+
+    pub fn start(&mut self, action: LongAction, _cluster: Option<&ClusterView>, _pg: &PgState) {
+        if let Some(r) = &self.running {
+            warn!(
+                "not starting {}: {} is still in progress",
+                action.name(),
+                r.action.name()
+            );
+            return;
+        }
+        info!("starting background action: {}", action.name());
+        let pg = self.pg.clone();
+        let wake = self.wake.clone();
+        let task_action = action.clone();
+        let span = tracing::Span::current();
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(
+            async move {
+                let _ = tx.send(run(&pg, task_action).await);
+                wake.notify_one();
+            }
+            .instrument(span),
+        );
+        self.running = Some(Running {
+            action,
+            result: rx,
+            handle,
+        });
+    }
+
+    pub fn abort(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.handle.abort();
+        }
+    }
+}
+
+async fn run(pg: &Pg, action: LongAction) -> Outcome {
+    match action {
+        LongAction::Bootstrap => bootstrap(pg).await,
+        LongAction::CreateReplica { source, methods } => create_replica(pg, source.as_ref(), &methods).await,
+        LongAction::StartPrimary => pg.start_primary().await.map(|_| None).map_err(|e| e.to_string()),
+        LongAction::StartReplica { upstream } => pg
+            .start_replica(upstream.as_ref())
+            .await
+            .map(|_| None)
+            .map_err(|e| e.to_string()),
+        LongAction::Promote => promote(pg).await,
+        LongAction::Demote { mode, upstream } => {
+            stop(pg, mode).await?;
+            pg.start_replica(upstream.as_ref())
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string())
+        }
+        LongAction::Follow { upstream } => follow(pg, upstream.as_ref()),
+        LongAction::Stop { mode } => stop(pg, mode).await.map(|_| None),
+    }
+}
+
+async fn stop(pg: &Pg, mode: StopMode) -> Result<(), String> {
+    pg.prober.lock().await.disconnect();
+    let mode = match mode {
+        StopMode::Fast => ferroni_postgres::StopMode::Fast,
+        StopMode::Immediate => ferroni_postgres::StopMode::Immediate,
+    };
+    pg.control
+        .stop(mode, pg.stop_timeout())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn promote(pg: &Pg) -> Outcome {
+    pg.control.promote().await.map_err(|e| e.to_string())?;
+    // The managed config must stop naming an upstream, or the next restart would follow it again.
+    pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
+    pg.control.reload().map_err(|e| e.to_string())?;
+    Ok(None)
+}
+
+/// `primary_conninfo` is reloadable since PostgreSQL 13: re-pointing needs no restart.
+fn follow(pg: &Pg, upstream: Option<&Upstream>) -> Outcome {
+    let (role, target) = pg.replica_role(upstream);
+    pg.configure(&role, target.as_ref().map(|(h, p)| (h.as_str(), *p)))
+        .map_err(|e| e.to_string())?;
+    pg.control.reload().map_err(|e| e.to_string())?;
+    Ok(None)
+}
+
+/// initdb (or the custom method), managed configuration, first start, roles, post_bootstrap. On any
+/// failure Postgres is stopped and the data directory moved aside, so the node leaves no
+/// half-initialised cluster behind when the decision releases `initialize`.
+async fn bootstrap(pg: &Pg) -> Outcome {
+    match bootstrap_steps(pg).await {
+        Ok(sysid) => Ok(Some(sysid)),
+        Err(e) => {
+            let _ = stop(pg, StopMode::Immediate).await;
+            match pg.control.move_data_dir_aside().await {
+                Ok(Some(moved)) => warn!(
+                    "moved the data directory of the failed bootstrap to {}",
+                    moved.display()
+                ),
+                Ok(None) => {}
+                Err(err) => warn!("cannot move the data directory aside: {err}"),
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn bootstrap_steps(pg: &Pg) -> Result<String, String> {
+    let cfg = &pg.cfg;
+    pg.control.ensure_data_dir().await.map_err(|e| e.to_string())?;
+    match &cfg.bootstrap.method {
+        BootstrapMethod::Initdb => {
+            pg.control
+                .initdb(&cfg.bootstrap.initdb, &cfg.postgresql.superuser)
+                .await
+                .map_err(|e| e.to_string())?;
+            pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
+        }
+        BootstrapMethod::Custom(method) => {
+            pg.control
+                .run_custom_bootstrap(method, &pg.tools_dir)
+                .await
+                .map_err(|e| e.to_string())?;
+            let role = if !method.recovery_conf.is_empty() {
+                ConfRole::Recovery(method.recovery_conf.clone())
+            } else {
+                ConfRole::Primary
+            };
+            if method.keep_existing_recovery_conf && method.recovery_conf.is_empty() {
+                // The tool's own recovery settings and signal files stay exactly as it wrote them.
+                let rendered = pg
+                    .control
+                    .render_conf(&pg.dynamic().parameters, &ConfRole::Recovery(Default::default()));
+                pg.control.write_pgpass(None).map_err(|e| e.to_string())?;
+                pg.control.write_conf(&rendered).map_err(|e| e.to_string())?;
+            } else {
+                pg.configure(&role, None).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    pg.control
+        .start(true)
+        .await
+        .map_err(|e| format!("start after bootstrap: {e}"))?;
+    wait_for_primary(pg).await?;
+    pg.control
+        .create_roles()
+        .await
+        .map_err(|e| format!("create roles: {e}"))?;
+    if let Some(script) = &cfg.bootstrap.post_bootstrap {
+        let conninfo = pg.control.superuser_conninfo();
+        pg.control
+            .run_post_bootstrap(script, &conninfo)
+            .await
+            .map_err(|e| format!("post_bootstrap: {e}"))?;
+    }
+    if matches!(cfg.bootstrap.method, BootstrapMethod::Custom(_)) {
+        // Recovery settings from recovery_conf must not come back on the next start.
+        pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
+        pg.control.reload().map_err(|e| e.to_string())?;
+    }
+    let (sysid, _) = pg.control.sysid_and_timeline().await.map_err(|e| e.to_string())?;
+    Ok(sysid)
+}
+
+/// Waits until the freshly bootstrapped server accepts writes (end of recovery after a custom
+/// bootstrap), reporting a paused recovery instead of waiting silently.
+async fn wait_for_primary(pg: &Pg) -> Result<(), String> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(u64::from(pg.cfg.postgresql.pg_ctl_timeout.max(60)) * 10);
+    let mut reported_pause = false;
+    loop {
+        let probe = pg.probe().await;
+        match &probe.state {
+            PgState::Running {
+                role: ferroni_model::PgRole::Primary,
+                ..
+            } => return Ok(()),
+            PgState::Running {
+                replication: Some(r), ..
+            } if r.paused && !reported_pause => {
+                warn!("recovery is paused (recovery_target_action: pause?): waiting for pg_wal_replay_resume()");
+                reported_pause = true;
+            }
+            PgState::Stopped { .. } | PgState::NoData | PgState::InvalidData { .. } => {
+                let tail = pg.control.log_tail(5).join(" | ");
+                return Err(format!("postgres stopped during recovery after bootstrap: {tail}"));
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("postgres did not finish recovery after bootstrap in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the methods in order until one succeeds, then starts following the source.
+async fn create_replica(pg: &Pg, source: Option<&Upstream>, methods: &[String]) -> Outcome {
+    let target = source
+        .and_then(|u| parse_conn_url(&u.conn_url).ok())
+        .map(|c| (c.host, c.port));
+    let clone_conninfo = target
+        .as_ref()
+        .map(|(h, p)| conf::clone_conninfo(h, *p, &pg.cfg.postgresql));
+    pg.control
+        .write_pgpass(target.as_ref().map(|(h, p)| (h.as_str(), *p)))
+        .map_err(|e| e.to_string())?;
+    pg.control.ensure_data_dir().await.map_err(|e| e.to_string())?;
+    let mut failures = Vec::new();
+    for name in methods {
+        let result = if name == "basebackup" {
+            let Some(conninfo) = &clone_conninfo else {
+                continue;
+            };
+            pg.control
+                .basebackup(conninfo, &pg.cfg.postgresql.basebackup, CloneOptions::default())
+                .await
+        } else {
+            let Some(method) = pg.cfg.postgresql.replica_methods.get(name) else {
+                failures.push(format!("{name}: no section postgresql.{name}"));
+                continue;
+            };
+            if clone_conninfo.is_none() && !method.no_leader {
+                continue;
+            }
+            pg.control
+                .run_replica_method(method, clone_conninfo.as_deref(), &pg.tools_dir)
+                .await
+        };
+        match result {
+            Ok(()) => {
+                info!("replica created with method {name}");
+                return pg
+                    .start_replica(source)
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| format!("start replica: {e}"));
+            }
+            Err(e) => {
+                warn!("{e}");
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if failures.is_empty() {
+        return Err("no replica method could run (none works without a leader)".into());
+    }
+    Err(format!("all replica methods failed: {}", failures.join("; ")))
+}

@@ -1,0 +1,89 @@
+//! Wires the daemon together: DCS client, Postgres control, REST API listener, signals, and the HA
+//! loop. Fails early (before touching the data directory) when the REST port cannot be bound.
+
+use crate::daemon::Daemon;
+use crate::long_action::LongActions;
+use crate::snapshot::Publisher;
+use anyhow::{Context, Result};
+use ferroni_api::{ApiState, NodeSnapshot};
+use ferroni_dcs::{Dcs, EtcdDcs, NodeIdentity};
+use ferroni_model::{Config, DynamicConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+use tracing::{Instrument, info, info_span};
+
+pub async fn run(cfg: Config) -> Result<()> {
+    let span = info_span!("node", member = %cfg.name);
+    run_node(cfg).instrument(span).await
+}
+
+async fn run_node(cfg: Config) -> Result<()> {
+    let dynamic =
+        ferroni_config::parse_dynamic(&cfg.bootstrap.dcs, "bootstrap.dcs").context("validate bootstrap.dcs")?;
+    let dcs = connect_dcs(&cfg, &dynamic)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.restapi.listen)
+        .await
+        .with_context(|| format!("bind the REST API to restapi.listen ({})", cfg.restapi.listen))?;
+    info!(
+        "ferroni {} starting: scope {}, REST API on {}",
+        ferroni_model::VERSION,
+        cfg.scope,
+        cfg.restapi.listen
+    );
+
+    let wake = Arc::new(Notify::new());
+    let publisher = Publisher::new(NodeSnapshot {
+        name: cfg.name.clone(),
+        scope: cfg.scope.clone(),
+        version: ferroni_model::VERSION.to_string(),
+        ..NodeSnapshot::default()
+    });
+    let api = ApiState::new(publisher.clone(), dcs.clone())
+        .with_validator(Arc::new(|v| {
+            ferroni_config::validate_dynamic(v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }))
+        .with_wake(wake.clone())
+        .with_credentials(cfg.restapi.authentication.as_ref());
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(ferroni_api::serve(listener, api, async {
+        let _ = api_stopped.await;
+    }));
+
+    let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
+    let daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher);
+    let result = daemon.run(shutdown_signal()).await;
+    let _ = stop_api.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+    result
+}
+
+fn connect_dcs(cfg: &Config, dynamic: &DynamicConfig) -> Result<Arc<dyn Dcs>> {
+    let identity = NodeIdentity {
+        name: cfg.name.clone(),
+        scope: cfg.scope.clone(),
+        namespace: cfg.namespace.clone(),
+        ttl: dynamic.ttl,
+        retry_timeout: Duration::from_secs(u64::from(dynamic.retry_timeout)),
+    };
+    let user = match (&cfg.etcd3.username, &cfg.etcd3.password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        _ => None,
+    };
+    let dcs = EtcdDcs::connect(cfg.etcd3.endpoints(), user, identity).context("configure the etcd3 client")?;
+    Ok(Arc::new(dcs))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("received SIGTERM"),
+        _ = int.recv() => info!("received SIGINT"),
+    }
+}
