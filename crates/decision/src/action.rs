@@ -3,6 +3,7 @@
 
 use ferroni_model::Role;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// The member a replica streams from or clones from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub enum Action {
     WriteStatus { optime: u64 },
     /// Remove the `failover` key after acting on it.
     ClearFailover,
+    /// Make the local physical replication slots exactly these (active ones are never dropped).
+    SyncSlots(BTreeSet<String>),
     /// Ask the other members' REST APIs for their status (an election needs it); decide runs again.
     AskPeers,
     /// Start a background action on PostgreSQL.

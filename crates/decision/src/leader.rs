@@ -6,6 +6,7 @@ use crate::action::{Action, Decision, LongAction, StopMode};
 use crate::election;
 use crate::memory::Memory;
 use crate::observation::{Observation, Outcome};
+use crate::slots;
 use crate::source;
 use ferroni_model::{ClusterView, PgState, Role};
 
@@ -81,6 +82,9 @@ fn leader_duties(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> 
     {
         d.actions.push(Action::SetInitialize(sysid.to_string()));
     }
+    if let Some(slots) = slots::wanted(obs, cluster) {
+        d.actions.push(Action::SyncSlots(slots));
+    }
     d
 }
 
@@ -127,10 +131,14 @@ fn follow(obs: &Observation, cluster: &ClusterView, leader: &str) -> Decision {
         _ => None,
     };
     if source::streams_from(current, &target) || obs.dynamic.pause {
-        return Decision::new(
+        let d = Decision::new(
             format!("no action. I am ({name}), a secondary, and following a leader ({leader})"),
             Role::Replica,
         );
+        return match slots::wanted(obs, cluster) {
+            Some(s) => d.with(Action::SyncSlots(s)),
+            None => d,
+        };
     }
     Decision::new(
         format!("changing upstream to {} and following a leader ({leader})", target.name),

@@ -17,6 +17,7 @@ mod leader;
 mod memory;
 mod observation;
 mod recovery;
+mod slots;
 mod source;
 
 pub use action::{Action, Decision, LongAction, StopMode, Upstream};

@@ -283,7 +283,13 @@ fn leader_with_lock_refreshes_and_publishes_status() {
     c.outcomes.push(Outcome::LeaderRefreshed);
     let d = c.decide();
     assert_eq!(d.reason, "no action. I am (n0), the leader with the lock");
-    assert_eq!(d.actions, vec![Action::WriteStatus { optime: 2000 }]);
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::WriteStatus { optime: 2000 },
+            Action::SyncSlots(Default::default())
+        ]
+    );
     assert_eq!(d.role, Role::Primary);
 }
 
@@ -294,7 +300,13 @@ fn leader_writes_missing_config() {
     let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
     c.outcomes.push(Outcome::LeaderRefreshed);
     c.memory.last_written_optime = Some(1000);
-    assert_eq!(c.decide().actions, vec![Action::WriteConfig(json!({"ttl": 30}))]);
+    assert_eq!(
+        c.decide().actions,
+        vec![
+            Action::WriteConfig(json!({"ttl": 30})),
+            Action::SyncSlots(Default::default())
+        ]
+    );
 }
 
 #[test]
@@ -459,7 +471,7 @@ fn replica_follows_the_leader_and_repoints_when_it_changes() {
     }
     let mut c = Case::new("n0", Some(view.clone()), pg);
     let d = c.decide();
-    assert!(d.actions.is_empty(), "{d:?}");
+    assert_eq!(d.actions, vec![Action::SyncSlots(Default::default())], "{d:?}");
     assert_eq!(
         d.reason,
         "no action. I am (n0), a secondary, and following a leader (n1)"
@@ -667,4 +679,53 @@ fn decide_does_not_mutate_the_observation_inputs() {
     let mut c = Case::new("n0", Some(view.clone()), PgState::NoData);
     let _ = c.decide();
     assert_eq!(c.cluster, Some(view));
+}
+
+#[test]
+fn leader_keeps_a_slot_per_member_and_the_permanent_ones() {
+    let mut cascaded = member("n3", "replica", 900);
+    cascaded.data.tags.insert("replicatefrom".into(), json!("n2"));
+    let view = cluster(
+        Some("n0"),
+        vec![
+            member("n0", "primary", 1000),
+            member("n1", "replica", 900),
+            member("n2", "replica", 900),
+            cascaded,
+        ],
+    );
+    let mut c = Case::new("n0", Some(view.clone()), running(PgRole::Primary, 1000));
+    c.dynamic
+        .slots
+        .insert("standby_cluster".into(), json!({"type": "physical"}));
+    c.dynamic.slots.insert(
+        "logical_one".into(),
+        json!({"type": "logical", "database": "x", "plugin": "y"}),
+    );
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    let expected: std::collections::BTreeSet<String> =
+        ["n1", "n2", "standby_cluster"].iter().map(|s| s.to_string()).collect();
+    assert!(d.actions.contains(&Action::SyncSlots(expected)), "{:?}", d.actions);
+    // The replica n2 keeps the slot of the member cascading from it.
+    let mut pg = running(PgRole::Replica, 900);
+    if let PgState::Running { replication, .. } = &mut pg {
+        *replication = Some(ReplicationInfo {
+            upstream: Some(format!("127.0.0.1:{}", 5432 + 2)),
+            ..Default::default()
+        });
+    }
+    let mut c = Case::new("n2", Some(view), pg);
+    let d = c.decide();
+    let expected: std::collections::BTreeSet<String> = ["n3".to_string()].into();
+    assert!(d.actions.contains(&Action::SyncSlots(expected)), "{:?}", d.actions);
+}
+
+#[test]
+fn no_slots_when_disabled() {
+    let view = cluster(Some("n0"), vec![member("n1", "replica", 900)]);
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    c.dynamic.use_slots = false;
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert!(!c.decide().actions.iter().any(|a| matches!(a, Action::SyncSlots(_))));
 }

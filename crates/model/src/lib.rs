@@ -11,7 +11,7 @@ pub mod pgstate;
 pub use cluster::{ClusterView, Failover, HistoryLine, LeaderKey, Status, Versioned};
 pub use config::*;
 pub use lsn::Lsn;
-pub use member::{Member, MemberData, Role};
+pub use member::{Member, MemberData, Role, slot_name};
 pub use pgstate::{PgRole, PgState, ReplicationInfo};
 
 /// The version string ferroni puts in member keys and `/patroni`.

@@ -157,3 +157,31 @@ mod tests {
         assert_eq!(m.conn_url, "postgres://h:5432/postgres");
     }
 }
+
+/// Patroni's replication slot name for a member: lower case, every character other than `a-z`,
+/// `0-9` and `_` replaced by `_`, at most 63 bytes (PostgreSQL's limit).
+pub fn slot_name(member: &str) -> String {
+    let mut s: String = member
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.truncate(63);
+    s
+}
+
+#[cfg(test)]
+mod slot_tests {
+    #[test]
+    fn patroni_slot_names() {
+        assert_eq!(super::slot_name("pg-node.1"), "pg_node_1");
+        assert_eq!(super::slot_name("Node_A"), "node_a");
+        assert_eq!(super::slot_name(&"x".repeat(80)).len(), 63);
+    }
+}

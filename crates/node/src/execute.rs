@@ -127,6 +127,7 @@ impl Executor {
                 Action::ClearFailover => {
                     self.bounded("clear failover key", self.dcs.delete_failover(None)).await;
                 }
+                Action::SyncSlots(wanted) => sync_slots(long, wanted).await,
                 Action::Start(long_action) => long.start(long_action.clone(), cluster, pg),
                 Action::Fatal(msg) => return Step::Fatal(msg.clone()),
             }
@@ -150,5 +151,19 @@ impl Executor {
                 None
             }
         }
+    }
+}
+
+async fn sync_slots(long: &LongActions, wanted: &std::collections::BTreeSet<String>) {
+    match long.pg.control.sync_physical_slots(wanted).await {
+        Ok(changes) => {
+            for slot in &changes.created {
+                info!("created replication slot {slot}");
+            }
+            for slot in &changes.dropped {
+                info!("dropped replication slot {slot}: no member uses it any more");
+            }
+        }
+        Err(e) => warn!("failed to synchronise replication slots: {e}"),
     }
 }

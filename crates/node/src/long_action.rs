@@ -4,7 +4,7 @@
 //! woken when it ends.
 
 use ferroni_decision::{ActionResult, ActionStatus, LongAction, StopMode, Upstream};
-use ferroni_model::{BootstrapMethod, ClusterView, Config, DynamicConfig, PgState};
+use ferroni_model::{BootstrapMethod, ClusterView, Config, DynamicConfig, PgState, slot_name};
 use ferroni_postgres::conf::{self, ConfRole, StandbyParams};
 use ferroni_postgres::conninfo::parse_conn_url;
 use ferroni_postgres::{CloneOptions, PgControl, PgError, Probe, Prober, RunAs};
@@ -72,10 +72,13 @@ impl Pg {
         let target = upstream
             .and_then(|u| parse_conn_url(&u.conn_url).ok())
             .map(|c| (c.host, c.port));
+        let use_slots = self.dynamic().use_slots;
         let params = StandbyParams {
             primary_conninfo: target
                 .as_ref()
                 .map(|(h, p)| conf::primary_conninfo(h, *p, &self.cfg.postgresql, &self.cfg.name)),
+            // The upstream creates this slot for us within one of its cycles (Patroni's naming).
+            primary_slot_name: (use_slots && target.is_some()).then(|| slot_name(&self.cfg.name)),
             ..StandbyParams::default()
         };
         (ConfRole::Replica(params), target)

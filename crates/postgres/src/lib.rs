@@ -23,6 +23,7 @@ pub mod error;
 pub mod pidfile;
 pub mod probe;
 pub mod runner;
+pub mod slots;
 
 mod client;
 mod fsutil;
