@@ -42,6 +42,9 @@ pub enum LongAction {
     Demote { mode: StopMode, upstream: Option<Upstream> },
     /// Point a running replica at another upstream.
     Follow { upstream: Option<Upstream> },
+    /// Make a former primary follow `upstream`: crash recovery if needed, pg_rewind (when allowed),
+    /// then start as a replica.
+    Rejoin { upstream: Upstream },
     /// Stop PostgreSQL.
     Stop { mode: StopMode },
 }
@@ -56,6 +59,7 @@ impl LongAction {
             LongAction::Promote => "promote",
             LongAction::Demote { .. } => "demote",
             LongAction::Follow { .. } => "follow",
+            LongAction::Rejoin { .. } => "rejoin",
             LongAction::Stop { .. } => "stopping",
         }
     }

@@ -21,7 +21,12 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
         return action_in_progress(obs, action);
     }
     if !obs.pg.has_data() {
+        mem.rejoin_failed = None;
         return bootstrap::without_data(obs, cluster, mem);
+    }
+    if obs.pg.is_running() {
+        mem.rejoin_failed = None;
+        mem.switchover_demote = false;
     }
     let adopt = match check_system_identifier(obs, cluster) {
         Identity::Matches => None,
@@ -35,7 +40,7 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
         PgState::Running {
             role: PgRole::Replica, ..
         } => leader::running_replica(obs, cluster),
-        _ => recovery::not_running(obs, cluster),
+        _ => recovery::not_running(obs, cluster, mem),
     };
     if let Some(sysid) = adopt {
         d.actions.insert(0, Action::SetInitialize(sysid));
@@ -108,6 +113,11 @@ fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memor
                 format!("failed to create a replica ({e}); trying again in the next cycle"),
                 Role::Uninitialized,
             ))
+        }
+        (LongAction::Rejoin { .. }, Err(e)) => {
+            mem.rejoin_failed = Some(e.clone());
+            mem.last_error = Some(format!("rejoin failed: {e}"));
+            None
         }
         (LongAction::CreateReplica { .. }, Ok(_)) => {
             mem.clone_failures = 0;

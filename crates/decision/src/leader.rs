@@ -8,6 +8,7 @@ use crate::memory::Memory;
 use crate::observation::{Observation, Outcome};
 use crate::slots;
 use crate::source;
+use crate::switchover;
 use ferroni_model::{ClusterView, PgState, Role};
 
 const LOCK_OUTCOMES: [Outcome; 4] = [
@@ -68,6 +69,9 @@ fn leader_duties(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> 
     } else {
         format!("no action. I am ({name}), the leader with the lock")
     };
+    if let Some(d) = switchover::leader_switchover(obs, cluster, mem) {
+        return d;
+    }
     let mut d = Decision::new(reason, Role::Primary);
     let (optime, _) = position(obs.pg);
     if mem.last_written_optime != Some(optime) || cluster.optime() != optime {
@@ -101,8 +105,13 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView) -> Decis
                 Role::Replica,
             );
         }
-        return Decision::new("promoted self to leader by acquiring session lock", Role::Promoted)
+        let d = Decision::new("promoted self to leader by acquiring session lock", Role::Promoted)
             .with(Action::Start(LongAction::Promote));
+        return if switchover::pending(cluster) {
+            d.with(Action::ClearFailover)
+        } else {
+            d
+        };
     }
     if let Some(leader) = obs.other_leader() {
         return follow(obs, cluster, leader);
@@ -150,6 +159,19 @@ fn follow(obs: &Observation, cluster: &ClusterView, leader: &str) -> Decision {
 fn election(obs: &Observation, cluster: &ClusterView) -> Decision {
     if obs.dynamic.pause {
         return Decision::new("no leader, but the cluster is paused: not promoting", Role::Replica);
+    }
+    match switchover::may_take_lock(obs, cluster) {
+        Some(false) => {
+            return Decision::new("following: a manual failover names another candidate", Role::Replica);
+        }
+        Some(true) if switchover::i_am_candidate(obs, cluster) => {
+            return Decision::new(
+                "manual failover: I am the candidate, acquiring session lock",
+                Role::Replica,
+            )
+            .with(Action::AcquireLeader);
+        }
+        _ => {}
     }
     let (lsn, timeline) = position(obs.pg);
     // Without peer answers only the local conditions are checked; a node that passes them asks the

@@ -19,6 +19,7 @@ mod observation;
 mod recovery;
 mod slots;
 mod source;
+mod switchover;
 
 pub use action::{Action, Decision, LongAction, StopMode, Upstream};
 pub use decide::decide;

@@ -20,4 +20,9 @@ pub struct Memory {
     pub last_written_optime: Option<u64>,
     /// Replica creation attempts that failed in a row.
     pub clone_failures: u32,
+    /// This leader stops Postgres for a switchover; once stopped it releases the lock.
+    pub switchover_demote: bool,
+    /// Why the last attempt to rejoin as a replica (pg_rewind) failed: the node stays out until the
+    /// data changes or an operator reinitializes it.
+    pub rejoin_failed: Option<String>,
 }

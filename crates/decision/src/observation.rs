@@ -50,6 +50,8 @@ pub struct PeerStatus {
 pub struct Observation<'a> {
     /// Monotonic milliseconds.
     pub now_ms: u64,
+    /// Wall-clock epoch milliseconds, only for `scheduled_at` of a switchover.
+    pub wall_ms: i64,
     pub config: &'a Config,
     /// The dynamic configuration in force (DCS `config`, or `bootstrap.dcs` before it exists).
     pub dynamic: &'a DynamicConfig,

@@ -2,11 +2,12 @@
 //! starting): start it in the role the leader lock gives it.
 
 use crate::action::{Action, Decision, LongAction};
+use crate::memory::Memory;
 use crate::observation::{Observation, Outcome};
 use crate::source;
 use ferroni_model::{ClusterView, PgState, Role};
 
-pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView) -> Decision {
+pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> Decision {
     if let PgState::Starting { .. } = obs.pg {
         return starting(obs);
     }
@@ -26,8 +27,19 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView) -> Decision 
             d
         };
     }
+    if obs.holds_lock() && mem.switchover_demote {
+        mem.switchover_demote = false;
+        return Decision::new("switchover: postgres stopped, releasing the leader lock", Role::Replica)
+            .with(Action::ReleaseLeader)
+            .with(Action::Start(LongAction::StartReplica { upstream: None }));
+    }
     if obs.holds_lock() {
         return start_as_lock_holder(obs, *clean_shutdown);
+    }
+    if let Some(leader) = obs.other_leader()
+        && !standby
+    {
+        return rejoin(obs, cluster, leader, mem);
     }
     if let Some(leader) = obs.other_leader() {
         let upstream = source::follow_target(obs, cluster, leader);
@@ -41,6 +53,38 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView) -> Decision 
     // former primary that has peers, because only a running server can compare its position.
     Decision::new("starting as a secondary (no leader yet)", Role::Replica)
         .with(Action::Start(LongAction::StartReplica { upstream: None }))
+}
+
+/// A former primary joins another leader: rewound first when pg_rewind is allowed, since it may
+/// have written past the point where the new leader's timeline forked.
+fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) -> Decision {
+    if let Some(why) = &mem.rejoin_failed {
+        return Decision::new(
+            format!("not rejoining as a replica of {leader}: {why}; reinitialize this member to rebuild it"),
+            Role::Replica,
+        );
+    }
+    let Some(upstream) = cluster.member(leader).and_then(source::upstream) else {
+        return Decision::new(
+            format!("waiting for leader {leader} to publish its address"),
+            Role::Replica,
+        );
+    };
+    if rewind_allowed(obs) {
+        return Decision::new(
+            format!("former primary: rejoining {leader} (pg_rewind if needed)"),
+            Role::Replica,
+        )
+        .with(Action::Start(LongAction::Rejoin { upstream }));
+    }
+    Decision::new("starting as a secondary", Role::Replica).with(Action::Start(LongAction::StartReplica {
+        upstream: Some(upstream),
+    }))
+}
+
+/// `use_pg_rewind` from the local `postgresql` section wins over the dynamic configuration.
+pub(crate) fn rewind_allowed(obs: &Observation) -> bool {
+    obs.config.postgresql.use_pg_rewind.unwrap_or(obs.dynamic.use_pg_rewind)
 }
 
 fn starting(obs: &Observation) -> Decision {

@@ -152,6 +152,7 @@ impl Case {
     fn decide(&mut self) -> Decision {
         let obs = Observation {
             now_ms: 100_000,
+            wall_ms: 1_800_000_000_000,
             config: &self.config,
             dynamic: &self.dynamic,
             cluster: self.cluster.as_ref(),
@@ -728,4 +729,172 @@ fn no_slots_when_disabled() {
     c.dynamic.use_slots = false;
     c.outcomes.push(Outcome::LeaderRefreshed);
     assert!(!c.decide().actions.iter().any(|a| matches!(a, Action::SyncSlots(_))));
+}
+
+fn with_failover(mut view: ClusterView, leader: Option<&str>, member: Option<&str>, at: Option<&str>) -> ClusterView {
+    view.failover = Some(Versioned {
+        version: 7,
+        value: Failover {
+            leader: leader.map(Into::into),
+            member: member.map(Into::into),
+            scheduled_at: at.map(Into::into),
+        },
+    });
+    view
+}
+
+#[test]
+fn switchover_leader_stops_then_releases_the_lock() {
+    let view = with_failover(
+        cluster(
+            Some("n0"),
+            vec![member("n0", "primary", 1000), member("n1", "replica", 1000)],
+        ),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n0", Some(view.clone()), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(
+        d.actions,
+        vec![Action::Start(LongAction::Stop { mode: StopMode::Fast })]
+    );
+    assert_eq!(d.role, Role::Demoted);
+    // Stopped, still holding the lock: release it and start as a replica.
+    let mut c2 = Case::new("n0", Some(view), stopped(false));
+    c2.memory = c.memory.clone();
+    let d = c2.decide();
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::ReleaseLeader,
+            Action::Start(LongAction::StartReplica { upstream: None })
+        ]
+    );
+    assert!(!c2.memory.switchover_demote);
+}
+
+#[test]
+fn switchover_to_an_unhealthy_candidate_is_refused_and_cleared() {
+    let mut sick = member("n1", "replica", 1000);
+    sick.data.state = "stopped".into();
+    let view = with_failover(
+        cluster(Some("n0"), vec![member("n0", "primary", 1000), sick]),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::ClearFailover]);
+    assert!(d.reason.contains("not a healthy member"), "{}", d.reason);
+}
+
+#[test]
+fn scheduled_switchover_waits_for_its_time() {
+    let view = with_failover(
+        cluster(Some("n0"), vec![member("n1", "replica", 1000)]),
+        Some("n0"),
+        Some("n1"),
+        Some("2099-01-01T00:00:00Z"),
+    );
+    let mut c = Case::new("n0", Some(view.clone()), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.starts_with("awaiting scheduled switchover"));
+    let past = with_failover(
+        cluster(Some("n0"), vec![member("n1", "replica", 1000)]),
+        Some("n0"),
+        Some("n1"),
+        Some("2020-01-01T00:00:00+02:00"),
+    );
+    let mut c = Case::new("n0", Some(past), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::Start(LongAction::Stop { mode: StopMode::Fast })]
+    );
+}
+
+#[test]
+fn switchover_key_for_another_leader_is_cleared() {
+    let view = with_failover(
+        cluster(Some("n0"), vec![member("n1", "replica", 1000)]),
+        Some("old"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(c.decide().actions, vec![Action::ClearFailover]);
+}
+
+#[test]
+fn the_candidate_takes_the_lock_promotes_and_clears_the_key() {
+    let view = with_failover(
+        cluster(None, vec![member("n1", "replica", 1000), member("n2", "replica", 1000)]),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n1", Some(view.clone()), running(PgRole::Replica, 1000));
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::AcquireLeader],
+        "no peer round for the named candidate"
+    );
+    c.outcomes.push(Outcome::LeaderAcquired);
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::Start(LongAction::Promote), Action::ClearFailover]
+    );
+    // Another replica leaves the lock to the healthy candidate, even if it is ahead.
+    let mut other = Case::new("n2", Some(view), running(PgRole::Replica, 5000));
+    let d = other.decide();
+    assert!(d.actions.is_empty(), "{d:?}");
+}
+
+#[test]
+fn an_unhealthy_candidate_does_not_block_the_election() {
+    let mut sick = member("n1", "replica", 1000);
+    sick.data.state = "crashed".into();
+    let view = with_failover(cluster(None, vec![sick]), None, Some("n1"), None);
+    let mut c = Case::new("n2", Some(view), running(PgRole::Replica, 1000));
+    assert_eq!(c.decide().actions, vec![Action::AskPeers]);
+}
+
+#[test]
+fn former_primary_rejoins_with_rewind_when_allowed() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view.clone()), stopped(false));
+    c.dynamic.use_pg_rewind = true;
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::Rejoin { upstream })] => assert_eq!(upstream.name, "n1"),
+        other => panic!("{other:?}"),
+    }
+    // Without pg_rewind it starts as a replica directly.
+    let mut c = Case::new("n0", Some(view.clone()), stopped(false));
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::StartReplica { .. })]
+    ));
+    // A failed rejoin keeps the node out, with the reason.
+    let mut c = Case::new("n0", Some(view), stopped(false));
+    c.dynamic.use_pg_rewind = true;
+    c.finished = Some(ActionResult {
+        action: LongAction::Rejoin {
+            upstream: Upstream {
+                name: "n1".into(),
+                conn_url: String::new(),
+            },
+        },
+        result: Err("pg_rewind: could not find common ancestor".into()),
+    });
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.contains("could not find common ancestor"), "{}", d.reason);
 }

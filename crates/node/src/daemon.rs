@@ -2,13 +2,14 @@
 //! passes, the leader key changes, a background action ends, the REST API changes the config, or a
 //! signal arrives. Only this module owns the runtime; the rules live in `ferroni-decision`.
 
+use crate::callbacks::Callbacks;
 use crate::execute::{Executor, Step};
 use crate::long_action::LongActions;
 use crate::member;
 use crate::snapshot;
 use anyhow::Result;
 use ferroni_dcs::Dcs;
-use ferroni_decision::{Decision, Memory, Observation, decide};
+use ferroni_decision::{ActionResult, Decision, LongAction, Memory, Observation, decide};
 use ferroni_model::{ClusterView, Config, DynamicConfig, PgState, Role};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,7 @@ pub struct Daemon {
     pub wake: Arc<Notify>,
     pub publisher: snapshot::Publisher,
     pub http: reqwest::Client,
+    callbacks: Callbacks,
     started: Instant,
     last_reason: String,
     dcs_last_seen: Option<u64>,
@@ -49,6 +51,7 @@ impl Daemon {
         publisher: snapshot::Publisher,
     ) -> Daemon {
         Daemon {
+            callbacks: Callbacks::new(&cfg),
             cfg,
             dynamic,
             dcs,
@@ -98,6 +101,7 @@ impl Daemon {
         for _ in 0..MAX_DECISIONS_PER_CYCLE {
             let obs = Observation {
                 now_ms: self.started.elapsed().as_millis() as u64,
+                wall_ms: epoch_millis(),
                 config: &self.cfg,
                 dynamic: &self.dynamic,
                 cluster: cluster.as_ref(),
@@ -122,6 +126,9 @@ impl Daemon {
             return CycleEnd::Continue;
         };
         self.log_reason(&decision);
+        if let Some(event) = finished.as_ref().and_then(callback_for) {
+            self.callbacks.fire(event, decision.role);
+        }
         self.publish(cluster.as_ref(), &probe, &decision, &exec).await;
         self.last_role = decision.role;
         CycleEnd::Continue
@@ -227,8 +234,9 @@ impl Daemon {
     async fn shutdown(&mut self) {
         info!("shutting down: stopping postgres");
         self.long.abort();
-        if let Err(e) = self.long.pg.stop_fast().await {
-            warn!("failed to stop postgres: {e}");
+        match self.long.pg.stop_fast().await {
+            Ok(()) => self.callbacks.fire("on_stop", self.last_role),
+            Err(e) => warn!("failed to stop postgres: {e}"),
         }
         let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout).min(5));
         let _ = tokio::time::timeout(timeout, self.dcs.release_leader()).await;
@@ -243,6 +251,30 @@ fn published_role(role: Role, pg: &PgState, holds_lock: bool, dynamic: &DynamicC
         return Role::StandbyLeader;
     }
     role
+}
+
+fn epoch_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The callback a finished background action triggers.
+fn callback_for(finished: &ActionResult) -> Option<&'static str> {
+    if finished.result.is_err() {
+        return None;
+    }
+    match finished.action {
+        LongAction::Bootstrap
+        | LongAction::CreateReplica { .. }
+        | LongAction::StartPrimary
+        | LongAction::StartReplica { .. }
+        | LongAction::Rejoin { .. } => Some("on_start"),
+        LongAction::Stop { .. } => Some("on_stop"),
+        LongAction::Promote | LongAction::Demote { .. } => Some("on_role_change"),
+        LongAction::Follow { .. } => None,
+    }
 }
 
 fn epoch_secs() -> u64 {

@@ -218,6 +218,7 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
                 .map_err(|e| e.to_string())
         }
         LongAction::Follow { upstream } => follow(pg, upstream.as_ref()),
+        LongAction::Rejoin { upstream } => rejoin(pg, &upstream).await,
         LongAction::Stop { mode } => stop(pg, mode).await.map(|_| None),
     }
 }
@@ -241,6 +242,16 @@ async fn promote(pg: &Pg) -> Outcome {
     pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
     pg.control.reload().map_err(|e| e.to_string())?;
     Ok(None)
+}
+
+/// A former primary follows `upstream`: pg_rewind first (crash recovery included), so WAL it wrote
+/// after the new leader's timeline forked cannot break streaming. On a failed rewind the data
+/// directory is removed only when `remove_data_directory_on_rewind_failure` allows it.
+async fn rejoin(pg: &Pg, upstream: &Upstream) -> Outcome {
+    pg.start_replica(Some(upstream))
+        .await
+        .map(|_| None)
+        .map_err(|e| e.to_string())
 }
 
 /// `primary_conninfo` is reloadable since PostgreSQL 13: re-pointing needs no restart.

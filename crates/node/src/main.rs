@@ -1,6 +1,7 @@
 //! `ferroni <config.yml>`: the HA daemon. Validates the configuration before touching anything,
 //! refuses to run as root, then runs the HA loop until SIGTERM or SIGINT.
 
+mod callbacks;
 mod daemon;
 mod execute;
 mod logging;

@@ -15,7 +15,7 @@ pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus) -> &'static
             LongAction::CreateReplica { .. } => "creating replica",
             LongAction::StartPrimary | LongAction::StartReplica { .. } => "starting",
             LongAction::Stop { .. } => "stopping",
-            LongAction::Demote { .. } | LongAction::Follow { .. } => "restarting",
+            LongAction::Demote { .. } | LongAction::Follow { .. } | LongAction::Rejoin { .. } => "restarting",
             LongAction::Promote => "running",
         };
     }
