@@ -48,7 +48,8 @@ pub fn is_standby_cluster(view: &ClusterView) -> bool {
     })
 }
 
-fn synchronous_mode(view: &ClusterView) -> Option<&'static str> {
+/// `Some("sync_standby")` in synchronous mode, `Some("quorum_standby")` in quorum commit mode.
+pub(crate) fn synchronous_mode(view: &ClusterView) -> Option<&'static str> {
     if is_standby_cluster(view) {
         return None;
     }
@@ -66,7 +67,7 @@ fn synchronous_mode(view: &ClusterView) -> Option<&'static str> {
 }
 
 /// The `sync` key lists synchronous standbys as `"a,b"`.
-fn in_sync_key(view: &ClusterView, name: &str) -> bool {
+pub(crate) fn in_sync_key(view: &ClusterView, name: &str) -> bool {
     let Some(list) = view
         .sync
         .as_ref()

@@ -6,13 +6,18 @@
 //! `/cluster`, `/history` and `/config` read the DCS on demand. The daemon binds the port itself and
 //! hands the listener to [`serve`].
 //!
+//! Actions: `POST /switchover` and `/failover` write the DCS `failover` key and wait for the leader
+//! key to move (the HA loops act on the key); `/restart`, `/reload` and `/reinitialize` are
+//! validated here and carried out by the daemon through the [`NodeControl`] trait.
+//!
 //! ```ignore
 //! let snapshots = SnapshotHandle::default();
 //! let wake = Arc::new(tokio::sync::Notify::new());
 //! let state = ApiState::new(snapshots.clone(), dcs.clone())
 //!     .with_validator(Arc::new(|cfg| ferroni_config::validate_dynamic(cfg).map(|_| ()).map_err(|e| e.to_string())))
 //!     .with_wake(wake.clone())
-//!     .with_credentials(config.restapi.authentication.as_ref());
+//!     .with_credentials(config.restapi.authentication.as_ref())
+//!     .with_control(Arc::new(daemon_control)); // impl NodeControl: restart, reload, reinitialize
 //! tokio::spawn(ferroni_api::serve(listener, state, shutdown_signal));
 //! // each HA cycle:
 //! snapshots.publish(NodeSnapshot { .. });
@@ -25,6 +30,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod control;
 mod handlers;
 pub mod health;
 pub mod merge;
@@ -32,6 +38,8 @@ pub mod metrics;
 pub mod server;
 pub mod snapshot;
 pub mod status;
+pub mod timestamp;
 
+pub use control::{ApiError, NodeControl, RestartRequest};
 pub use server::{ApiState, ConfigValidator, router, serve};
 pub use snapshot::{NodeSnapshot, PgStatus, Published, ReplicationConn, SnapshotHandle, Xlog, states};

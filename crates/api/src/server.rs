@@ -13,6 +13,8 @@
 //! on input, and every error becomes an HTTP status (see the handler modules).
 
 use crate::auth::{BasicAuth, WWW_AUTHENTICATE};
+use crate::control::NodeControl;
+use crate::handlers::switchover::Action;
 use crate::handlers::{self, text};
 use crate::snapshot::SnapshotHandle;
 use axum::Router;
@@ -25,6 +27,7 @@ use ferroni_model::Credentials;
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -40,12 +43,21 @@ pub struct ApiState {
     pub(crate) validator: ConfigValidator,
     pub(crate) wake: Arc<Notify>,
     pub(crate) auth: Option<BasicAuth>,
+    /// The daemon's side of `/restart`, `/reload`, `/reinitialize`; `None` answers 503.
+    pub(crate) control: Option<Arc<dyn NodeControl>>,
+    /// How often a switchover/failover request re-reads the DCS while waiting for the new leader.
+    pub(crate) poll_interval: Duration,
+    /// How long it waits; `None` is Patroni's `2 * max(10, loop_wait)` seconds.
+    pub(crate) poll_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")
             .field("auth", &self.auth)
+            .field("control", &self.control.is_some())
+            .field("poll_interval", &self.poll_interval)
+            .field("poll_timeout", &self.poll_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +71,26 @@ impl ApiState {
             validator: Arc::new(|_| Ok(())),
             wake: Arc::new(Notify::new()),
             auth: None,
+            control: None,
+            poll_interval: Duration::from_millis(250),
+            poll_timeout: None,
         }
+    }
+
+    /// The daemon's implementation of the node actions (`POST /restart`, `/reload`,
+    /// `/reinitialize`). Without it those endpoints answer 503 `not available`.
+    pub fn with_control(mut self, control: Arc<dyn NodeControl>) -> ApiState {
+        self.control = Some(control);
+        self
+    }
+
+    /// How a switchover or failover request waits for the leader to change: the DCS is re-read
+    /// every `interval` (default 250 ms) for up to `timeout` (default `None`: Patroni's
+    /// `2 * max(10, loop_wait)` seconds, `loop_wait` from the DCS config or the snapshot).
+    pub fn with_failover_poll(mut self, interval: Duration, timeout: Option<Duration>) -> ApiState {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self.poll_timeout = timeout;
+        self
     }
 
     pub fn with_validator(mut self, validator: ConfigValidator) -> ApiState {
@@ -160,9 +191,15 @@ async fn dispatch(State(api): State<Arc<ApiState>>, req: Request) -> Response {
             match (m, segment) {
                 ("PATCH", "config") => handlers::config::patch(&api, &parts.headers, body).await,
                 ("PUT", "config") => handlers::config::put(&api, &parts.headers, body).await,
-                // Actions go here, each in its own module under `handlers/`:
-                // POST /switchover, POST /failover, DELETE /switchover, POST /restart,
-                // DELETE /restart, POST /reinitialize, POST /reload.
+                ("POST", "switchover") => {
+                    handlers::switchover::post(&api, &parts.headers, body, Action::Switchover).await
+                }
+                ("POST", "failover") => handlers::switchover::post(&api, &parts.headers, body, Action::Failover).await,
+                ("DELETE", "switchover") => handlers::switchover::delete(&api).await,
+                ("POST", "restart") => handlers::node::restart(&api, &parts.headers, body).await,
+                ("DELETE", "restart") => handlers::node::delete_restart(),
+                ("POST", "reload") => handlers::node::reload(&api).await,
+                ("POST", "reinitialize") => handlers::node::reinitialize(&api, &parts.headers, body).await,
                 _ => unsupported(m),
             }
         }

@@ -582,8 +582,23 @@ async fn basic_auth_guards_unsafe_methods_only() {
     assert_eq!(srv.call(Method::OPTIONS, "/primary").await.0, 200);
 
     // Unsafe methods are checked before routing; authenticated but unknown → 501.
+    let unknown = format!("{}/nonexistent", srv.base);
+    assert_eq!(srv.http.post(&unknown).body("{}").send().await.unwrap().status(), 401);
+    let r = srv
+        .http
+        .post(&unknown)
+        .basic_auth("admin", Some("s3cret"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 501);
+    // The actions are guarded the same way; authenticated, an empty body is a 400.
     let sw = format!("{}/switchover", srv.base);
     assert_eq!(srv.http.post(&sw).body("{}").send().await.unwrap().status(), 401);
+    assert_eq!(srv.http.delete(&sw).send().await.unwrap().status(), 401);
+    let restart = format!("{}/restart", srv.base);
+    assert_eq!(srv.http.post(&restart).body("{}").send().await.unwrap().status(), 401);
     let r = srv
         .http
         .post(&sw)
@@ -592,7 +607,7 @@ async fn basic_auth_guards_unsafe_methods_only() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 501);
+    assert_eq!(r.status(), 400);
     srv.shutdown().await;
 }
 
@@ -600,7 +615,9 @@ async fn basic_auth_guards_unsafe_methods_only() {
 async fn unsupported_methods() {
     let srv = plain().await;
     assert_eq!(srv.send(Method::PATCH, "/cluster", "{}").await.status(), 501);
-    assert_eq!(srv.send(Method::DELETE, "/switchover", "").await.status(), 501);
+    assert_eq!(srv.send(Method::DELETE, "/config", "").await.status(), 501);
+    assert_eq!(srv.send(Method::POST, "/config", "{}").await.status(), 501);
+    assert_eq!(srv.send(Method::PUT, "/switchover", "{}").await.status(), 501);
     assert_eq!(srv.call(Method::TRACE, "/").await.0, 501);
     srv.shutdown().await;
 }

@@ -47,6 +47,10 @@ pub enum LongAction {
     Rejoin { upstream: Upstream },
     /// Stop PostgreSQL.
     Stop { mode: StopMode },
+    /// Stop and start PostgreSQL in its current role.
+    Restart,
+    /// Stop PostgreSQL, empty the data directory and build it again from `source`.
+    Reinitialize { source: Upstream, methods: Vec<String> },
 }
 
 impl LongAction {
@@ -61,6 +65,8 @@ impl LongAction {
             LongAction::Follow { .. } => "follow",
             LongAction::Rejoin { .. } => "rejoin",
             LongAction::Stop { .. } => "stopping",
+            LongAction::Restart => "restart",
+            LongAction::Reinitialize { .. } => "reinitialize",
         }
     }
 }
@@ -85,12 +91,19 @@ pub enum Action {
     WriteStatus { optime: u64 },
     /// Remove the `failover` key after acting on it.
     ClearFailover,
+    /// Append the timelines of the local history file to the `history` key.
+    WriteHistory,
     /// Make the local physical replication slots exactly these (active ones are never dropped).
     SyncSlots(BTreeSet<String>),
     /// Ask the other members' REST APIs for their status (an election needs it); decide runs again.
     AskPeers,
     /// Start a background action on PostgreSQL.
     Start(LongAction),
+    /// Cancel the background action in progress (a forced reinitialize).
+    AbortLongAction,
+    /// Rewrite the managed configuration for the current role (primary, or replica of `upstream`)
+    /// and reload PostgreSQL.
+    Reload { primary: bool, upstream: Option<Upstream> },
     /// Stop the daemon with this message: continuing would damage data (system identifier mismatch).
     Fatal(String),
 }
@@ -114,6 +127,8 @@ pub struct Decision {
     pub reason: String,
     /// The role to publish in the member key.
     pub role: Role,
+    /// The answer to the operator's request: `Ok(message)` or `Err((http status, message))`.
+    pub reply: Option<Result<String, (u16, String)>>,
 }
 
 impl Decision {
@@ -122,6 +137,7 @@ impl Decision {
             actions: Vec::new(),
             reason: reason.into(),
             role,
+            reply: None,
         }
     }
 

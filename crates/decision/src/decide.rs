@@ -3,7 +3,7 @@
 use crate::action::{Action, Decision, LongAction};
 use crate::memory::{BootstrapPhase, Memory};
 use crate::observation::{ActionResult, ActionStatus, Observation, Outcome};
-use crate::{bootstrap, leader, recovery};
+use crate::{bootstrap, leader, recovery, requests};
 use ferroni_model::{ClusterView, PgRole, PgState, Role};
 
 /// One HA decision. Called once per cycle, and again within the cycle after a guarded action
@@ -14,6 +14,11 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
     };
     if let Some(finished) = &obs.finished
         && let Some(d) = after_long_action(obs, finished, mem)
+    {
+        return d;
+    }
+    if let Some(request) = obs.request
+        && let Some(d) = requests::decide_request(obs, cluster, request)
     {
         return d;
     }
@@ -45,7 +50,26 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
     if let Some(sysid) = adopt {
         d.actions.insert(0, Action::SetInitialize(sysid));
     }
+    add_reload(obs, cluster, &mut d);
     d
+}
+
+/// After a change of the dynamic configuration, a running server gets its configuration rendered
+/// again and reloaded, unless this decision already restarts, stops or reconfigures it.
+fn add_reload(obs: &Observation, cluster: &ClusterView, d: &mut Decision) {
+    let busy = d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Start(_) | Action::Fatal(_) | Action::Reload { .. }));
+    let guarded = d.actions.last().is_some_and(Action::is_guarded);
+    if obs.config_changed
+        && !busy
+        && !guarded
+        && !obs.dynamic.pause
+        && let Some(reload) = requests::reload_action(obs, cluster)
+    {
+        d.actions.push(reload);
+    }
 }
 
 /// The role this node's Postgres plays right now, for the member key.
@@ -113,6 +137,10 @@ fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memor
                 format!("failed to create a replica ({e}); trying again in the next cycle"),
                 Role::Uninitialized,
             ))
+        }
+        (LongAction::Promote, Ok(_)) => {
+            mem.history_pending = true;
+            None
         }
         (LongAction::Rejoin { .. }, Err(e)) => {
             mem.rejoin_failed = Some(e.clone());

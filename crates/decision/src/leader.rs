@@ -86,6 +86,10 @@ fn leader_duties(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> 
     {
         d.actions.push(Action::SetInitialize(sysid.to_string()));
     }
+    if mem.history_pending {
+        mem.history_pending = false;
+        d.actions.push(Action::WriteHistory);
+    }
     if let Some(slots) = slots::wanted(obs, cluster) {
         d.actions.push(Action::SyncSlots(slots));
     }

@@ -17,6 +17,7 @@ mod leader;
 mod memory;
 mod observation;
 mod recovery;
+mod requests;
 mod slots;
 mod source;
 mod switchover;
@@ -25,7 +26,7 @@ pub use action::{Action, Decision, LongAction, StopMode, Upstream};
 pub use decide::decide;
 pub use election::is_healthiest;
 pub use memory::{BootstrapPhase, Memory};
-pub use observation::{ActionResult, ActionStatus, Observation, Outcome, PeerStatus};
+pub use observation::{ActionResult, ActionStatus, Observation, Outcome, PeerStatus, Request};
 
 #[cfg(test)]
 mod tests;

@@ -25,4 +25,6 @@ pub struct Memory {
     /// Why the last attempt to rejoin as a replica (pg_rewind) failed: the node stays out until the
     /// data changes or an operator reinitializes it.
     pub rejoin_failed: Option<String>,
+    /// A promotion finished: the leader records the new timeline in `history`.
+    pub history_pending: bool,
 }

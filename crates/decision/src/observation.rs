@@ -46,6 +46,17 @@ pub struct PeerStatus {
     pub failover_priority: i64,
 }
 
+/// An operator's request from the REST API, decided like everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `POST /reinitialize`: rebuild this replica from scratch.
+    Reinitialize { force: bool, from_leader: bool },
+    /// `POST /restart`.
+    Restart,
+    /// `POST /reload`.
+    Reload,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation<'a> {
     /// Monotonic milliseconds.
@@ -62,6 +73,11 @@ pub struct Observation<'a> {
     pub finished: Option<ActionResult>,
     pub outcomes: Vec<Outcome>,
     pub peers: Option<Vec<PeerStatus>>,
+    /// At most one operator request per decision.
+    pub request: Option<Request>,
+    /// The dynamic configuration changed since the last cycle: the managed configuration must be
+    /// rendered again.
+    pub config_changed: bool,
 }
 
 impl Observation<'_> {

@@ -131,6 +131,8 @@ struct Case {
     finished: Option<ActionResult>,
     outcomes: Vec<Outcome>,
     peers: Option<Vec<PeerStatus>>,
+    request: Option<Request>,
+    config_changed: bool,
     memory: Memory,
 }
 
@@ -145,6 +147,8 @@ impl Case {
             finished: None,
             outcomes: vec![],
             peers: None,
+            request: None,
+            config_changed: false,
             memory: Memory::default(),
         }
     }
@@ -161,6 +165,8 @@ impl Case {
             finished: self.finished.clone(),
             outcomes: self.outcomes.clone(),
             peers: self.peers.clone(),
+            request: self.request,
+            config_changed: self.config_changed,
         };
         decide(&obs, &mut self.memory)
     }
@@ -897,4 +903,103 @@ fn former_primary_rejoins_with_rewind_when_allowed() {
     let d = c.decide();
     assert!(d.actions.is_empty());
     assert!(d.reason.contains("could not find common ancestor"), "{}", d.reason);
+}
+
+#[test]
+fn promoted_leader_records_history() {
+    let mut c = Case::new("n1", Some(cluster(Some("n1"), vec![])), running(PgRole::Primary, 1000));
+    c.finished = Some(ActionResult {
+        action: LongAction::Promote,
+        result: Ok(None),
+    });
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert!(c.decide().actions.contains(&Action::WriteHistory));
+    c.finished = None;
+    assert!(!c.decide().actions.contains(&Action::WriteHistory), "written once");
+}
+
+#[test]
+fn reinitialize_is_refused_on_the_leader_and_without_one() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.request = Some(Request::Reinitialize {
+        force: false,
+        from_leader: false,
+    });
+    let d = c.decide();
+    assert_eq!(
+        d.reply,
+        Some(Err((503, "I am the leader, can not reinitialize".into())))
+    );
+    assert!(d.actions.is_empty());
+    let mut c = Case::new("n1", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    c.request = Some(Request::Reinitialize {
+        force: false,
+        from_leader: false,
+    });
+    assert_eq!(
+        c.decide().reply,
+        Some(Err((503, "Cluster has no leader, can not reinitialize".into())))
+    );
+}
+
+#[test]
+fn reinitialize_is_single_flight_unless_forced() {
+    let view = cluster(Some("n0"), vec![member("n0", "primary", 1000)]);
+    let mut c = Case::new("n1", Some(view), running(PgRole::Replica, 900));
+    c.action = ActionStatus::Running(LongAction::CreateReplica {
+        source: None,
+        methods: vec![],
+    });
+    c.request = Some(Request::Reinitialize {
+        force: false,
+        from_leader: false,
+    });
+    assert_eq!(
+        c.decide().reply,
+        Some(Err((503, "creating replica already in progress".into())))
+    );
+    c.request = Some(Request::Reinitialize {
+        force: true,
+        from_leader: true,
+    });
+    let d = c.decide();
+    assert_eq!(d.reply, Some(Ok("reinitialize started".into())));
+    match &d.actions[..] {
+        [
+            Action::AbortLongAction,
+            Action::Start(LongAction::Reinitialize { source, methods }),
+        ] => {
+            assert_eq!(source.name, "n0");
+            assert_eq!(methods, &vec!["basebackup".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn restart_request_runs_in_the_background_slot() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.request = Some(Request::Restart);
+    let d = c.decide();
+    assert_eq!(d.actions, vec![Action::Start(LongAction::Restart)]);
+    c.action = ActionStatus::Running(LongAction::Restart);
+    assert_eq!(c.decide().reply, Some(Err((503, "restart already in progress".into()))));
+}
+
+#[test]
+fn changed_dynamic_configuration_is_rendered_and_reloaded() {
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.config_changed = true;
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert!(
+        d.actions.contains(&Action::Reload {
+            primary: true,
+            upstream: None
+        }),
+        "{:?}",
+        d.actions
+    );
+    c.config_changed = false;
+    assert!(!c.decide().actions.iter().any(|a| matches!(a, Action::Reload { .. })));
 }

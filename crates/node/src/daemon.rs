@@ -3,6 +3,7 @@
 //! signal arrives. Only this module owns the runtime; the rules live in `ferroni-decision`.
 
 use crate::callbacks::Callbacks;
+use crate::control::{Pending, Reply};
 use crate::execute::{Executor, Step};
 use crate::long_action::LongActions;
 use crate::member;
@@ -14,6 +15,7 @@ use ferroni_model::{ClusterView, Config, DynamicConfig, PgState, Role};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 /// Guarded actions re-run `decide` with their outcome; a decision never needs more than a few.
@@ -29,6 +31,10 @@ pub struct Daemon {
     pub publisher: snapshot::Publisher,
     pub http: reqwest::Client,
     callbacks: Callbacks,
+    requests: mpsc::Receiver<Pending>,
+    /// A restart answers when it has finished, not when it starts.
+    restart_reply: Option<Reply>,
+    config_changed: bool,
     started: Instant,
     last_reason: String,
     dcs_last_seen: Option<u64>,
@@ -49,6 +55,7 @@ impl Daemon {
         long: LongActions,
         wake: Arc<Notify>,
         publisher: snapshot::Publisher,
+        requests: mpsc::Receiver<Pending>,
     ) -> Daemon {
         Daemon {
             callbacks: Callbacks::new(&cfg),
@@ -60,6 +67,9 @@ impl Daemon {
             wake,
             publisher,
             http: reqwest::Client::new(),
+            requests,
+            restart_reply: None,
+            config_changed: false,
             started: Instant::now(),
             last_reason: String::new(),
             dcs_last_seen: None,
@@ -98,6 +108,11 @@ impl Daemon {
         let probe = self.long.pg.probe().await;
         let mut exec = Executor::new(self.dcs.clone(), &self.cfg, &self.dynamic);
         let mut decision: Option<Decision> = None;
+        let mut pending = self.requests.try_recv().ok();
+        if pending.is_some() && !self.requests.is_empty() {
+            // One request per cycle; the next cycle comes at once for the others.
+            self.wake.notify_one();
+        }
         for _ in 0..MAX_DECISIONS_PER_CYCLE {
             let obs = Observation {
                 now_ms: self.started.elapsed().as_millis() as u64,
@@ -110,8 +125,13 @@ impl Daemon {
                 finished: finished.clone(),
                 outcomes: exec.outcomes.clone(),
                 peers: exec.peers.clone(),
+                request: pending.as_ref().map(|p| p.request),
+                config_changed: self.config_changed,
             };
             let d = decide(&obs, &mut self.memory);
+            if let (Some(reply), Some(p)) = (d.reply.clone(), pending.take()) {
+                self.answer(p, reply);
+            }
             let step = exec
                 .run(&d.actions, cluster.as_ref(), &probe.state, &self.http, &mut self.long)
                 .await;
@@ -121,6 +141,24 @@ impl Daemon {
                 Step::Decide => continue,
                 Step::Fatal(msg) => return CycleEnd::Fatal(msg),
             }
+        }
+        if let Some(p) = pending {
+            // The decision did not consider the request (another rule came first): try next cycle.
+            let _ = p
+                .reply
+                .send(Err((503, "the request could not be handled now; try again".into())));
+        }
+        self.config_changed = false;
+        if let Some(f) = &finished
+            && matches!(f.action, LongAction::Restart)
+            && let Some(reply) = self.restart_reply.take()
+        {
+            let _ = reply.send(
+                f.result
+                    .clone()
+                    .map(|_| "restarted successfully".to_string())
+                    .map_err(|e| (503, format!("restart failed: {e}"))),
+            );
         }
         let Some(decision) = decision else {
             return CycleEnd::Continue;
@@ -172,11 +210,20 @@ impl Daemon {
                     tokio::spawn(async move { dcs.set_ttl(ttl).await });
                 }
                 info!("dynamic configuration changed (config version {})", cfg.version);
+                self.config_changed = true;
                 self.long.set_dynamic(new.clone());
                 self.dynamic = new;
             }
             Err(e) => warn!("ignoring invalid dynamic configuration in the DCS: {e}"),
         }
+    }
+
+    fn answer(&mut self, p: Pending, reply: Result<String, (u16, String)>) {
+        if matches!(p.request, ferroni_decision::Request::Restart) && reply.is_ok() {
+            self.restart_reply = Some(p.reply);
+            return;
+        }
+        let _ = p.reply.send(reply);
     }
 
     fn log_reason(&mut self, d: &Decision) {
@@ -273,7 +320,9 @@ fn callback_for(finished: &ActionResult) -> Option<&'static str> {
         | LongAction::Rejoin { .. } => Some("on_start"),
         LongAction::Stop { .. } => Some("on_stop"),
         LongAction::Promote | LongAction::Demote { .. } => Some("on_role_change"),
+        LongAction::Restart => Some("on_restart"),
         LongAction::Follow { .. } => None,
+        LongAction::Reinitialize { .. } => Some("on_start"),
     }
 }
 

@@ -128,11 +128,29 @@ impl Executor {
                     self.bounded("clear failover key", self.dcs.delete_failover(None)).await;
                 }
                 Action::SyncSlots(wanted) => sync_slots(long, wanted).await,
+                Action::WriteHistory => self.write_history(cluster, pg, long).await,
+                Action::AbortLongAction => long.abort(),
+                Action::Reload { primary, upstream } => long.reload(*primary, upstream.as_ref()),
                 Action::Start(long_action) => long.start(long_action.clone(), cluster, pg),
                 Action::Fatal(msg) => return Step::Fatal(msg.clone()),
             }
         }
         Step::Done
+    }
+
+    async fn write_history(&self, cluster: Option<&ClusterView>, pg: &PgState, long: &LongActions) {
+        let (Some(cluster), PgState::Running { timeline, .. }) = (cluster, pg) else {
+            return;
+        };
+        let now = crate::history::now_iso();
+        if let Some(lines) = crate::history::merged(cluster, long.pg.control.data_dir(), *timeline, &self.name, &now)
+            && self
+                .bounded("write history key", self.dcs.write_history(&lines))
+                .await
+                .is_some()
+        {
+            info!("recorded timeline {} in the history key", timeline.saturating_sub(1));
+        }
     }
 
     /// Runs one DCS call within `retry_timeout`; `None` (after a warning) when it failed.

@@ -192,6 +192,20 @@ impl LongActions {
         });
     }
 
+    /// Renders the configuration for the running server's role and reloads it (quick, inline).
+    pub fn reload(&self, primary: bool, upstream: Option<&Upstream>) {
+        let result = if primary {
+            self.pg.configure(&ConfRole::Primary, None)
+        } else {
+            let (role, target) = self.pg.replica_role(upstream);
+            self.pg.configure(&role, target.as_ref().map(|(h, p)| (h.as_str(), *p)))
+        };
+        match result.and_then(|_| self.pg.control.reload()) {
+            Ok(()) => info!("configuration rendered and postgres reloaded"),
+            Err(e) => warn!("reload failed: {e}"),
+        }
+    }
+
     pub fn abort(&mut self) {
         if let Some(r) = self.running.take() {
             r.handle.abort();
@@ -220,6 +234,20 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
         LongAction::Follow { upstream } => follow(pg, upstream.as_ref()),
         LongAction::Rejoin { upstream } => rejoin(pg, &upstream).await,
         LongAction::Stop { mode } => stop(pg, mode).await.map(|_| None),
+        LongAction::Restart => {
+            pg.prober.lock().await.disconnect();
+            let timeout = pg.stop_timeout();
+            pg.control
+                .restart(ferroni_postgres::StopMode::Fast, timeout, true)
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string())
+        }
+        LongAction::Reinitialize { source, methods } => {
+            stop(pg, StopMode::Immediate).await?;
+            pg.control.empty_data_dir().await.map_err(|e| e.to_string())?;
+            create_replica(pg, Some(&source), &methods).await
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //! refuses to run as root, then runs the HA loop until SIGTERM or SIGINT.
 
 mod callbacks;
+mod control;
 mod daemon;
 mod execute;
+mod history;
 mod logging;
 mod long_action;
 mod member;

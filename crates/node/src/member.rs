@@ -15,6 +15,8 @@ pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus) -> &'static
             LongAction::CreateReplica { .. } => "creating replica",
             LongAction::StartPrimary | LongAction::StartReplica { .. } => "starting",
             LongAction::Stop { .. } => "stopping",
+            LongAction::Restart => "restarting",
+            LongAction::Reinitialize { .. } => "creating replica",
             LongAction::Demote { .. } | LongAction::Follow { .. } | LongAction::Rejoin { .. } => "restarting",
             LongAction::Promote => "running",
         };

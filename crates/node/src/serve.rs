@@ -1,6 +1,7 @@
 //! Wires the daemon together: DCS client, Postgres control, REST API listener, signals, and the HA
 //! loop. Fails early (before touching the data directory) when the REST port cannot be bound.
 
+use crate::control::Control;
 use crate::daemon::Daemon;
 use crate::long_action::LongActions;
 use crate::snapshot::Publisher;
@@ -40,7 +41,10 @@ async fn run_node(cfg: Config) -> Result<()> {
         version: ferroni_model::VERSION.to_string(),
         ..NodeSnapshot::default()
     });
+    let restart_timeout = Duration::from_secs(u64::from(cfg.postgresql.pg_ctl_timeout) * 2 + 10);
+    let (control, requests) = Control::new(wake.clone(), restart_timeout);
     let api = ApiState::new(publisher.clone(), dcs.clone())
+        .with_control(Arc::new(control))
         .with_validator(Arc::new(|v| {
             ferroni_config::validate_dynamic(v)
                 .map(|_| ())
@@ -54,7 +58,7 @@ async fn run_node(cfg: Config) -> Result<()> {
     }));
 
     let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
-    let daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher);
+    let daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher, requests);
     let result = daemon.run(shutdown_signal()).await;
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;

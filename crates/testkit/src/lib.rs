@@ -6,3 +6,4 @@ pub mod etcd;
 pub mod node;
 pub mod ports;
 pub mod wait;
+pub mod writable;

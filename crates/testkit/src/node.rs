@@ -331,6 +331,7 @@ pub fn psql(port: u16, sql: &str) -> Result<String> {
 }
 
 /// A minimal blocking HTTP/1.1 client, so tests need no runtime: method, URL, optional JSON body.
+/// The answer is its status and its body as JSON, or as a JSON string when it is plain text.
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("only http:// URLs")?;
@@ -357,7 +358,8 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16,
     } else {
         payload.to_string()
     };
-    Ok((code, serde_json::from_str(&payload).unwrap_or(Value::Null)))
+    let value = serde_json::from_str(&payload).unwrap_or_else(|_| Value::String(payload.trim().to_string()));
+    Ok((code, value))
 }
 
 fn dechunk(mut s: &str) -> String {

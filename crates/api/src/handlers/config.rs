@@ -9,42 +9,17 @@
 //! validator rejects; PATCH: 503 when the DCS is unreachable or holds no config, 409 when the config
 //! changed between read and write (the client retries); PUT: 502 when the write fails.
 
+use super::body::read_object;
 use super::{json, text};
 use crate::merge::merge_patch;
 use crate::server::ApiState;
 use axum::body::Body;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
-use std::time::Duration;
-
-/// Largest accepted body; a dynamic config is a few kilobytes.
-pub(crate) const MAX_BODY: usize = 1 << 20;
-/// A client that announced a body but does not send it must not pin a connection forever.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn read_json_object(headers: &HeaderMap, body: Body) -> Result<Value, Response> {
-    let Some(len) = headers.get(header::CONTENT_LENGTH) else {
-        return Err(text(411, "Content-Length required"));
-    };
-    let len: usize = len
-        .to_str()
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| text(400, "invalid Content-Length"))?;
-    if len > MAX_BODY {
-        return Err(text(413, format!("request body over {MAX_BODY} bytes")));
-    }
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, len)).await {
-        Err(_) => return Err(text(408, "timed out reading the request body")),
-        Ok(Err(e)) => return Err(text(400, format!("cannot read the request body: {e}"))),
-        Ok(Ok(b)) => b,
-    };
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| text(400, format!("invalid JSON: {e}")))?;
-    match &value {
-        Value::Object(m) if !m.is_empty() => Ok(value),
-        _ => Err(text(400, "the body must be a non-empty JSON object")),
-    }
+    read_object(headers, body, false).await.map(Value::Object)
 }
 
 /// The 400 answer when the validator rejects `config`.

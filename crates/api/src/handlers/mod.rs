@@ -4,18 +4,22 @@
 //! - `health`: answers from the published snapshot only (health checks, `/patroni`, `/metrics`,
 //!   `/liveness`, `/readiness`). No DCS or SQL, no body parsing: this is the hot path.
 //! - `dcs`: read-only views that load the DCS on demand (`/cluster`, `/history`, `GET /config`).
-//! - `config`: `PATCH` and `PUT /config`, the only writes so far.
-//!
-//! Still to come, each as its own module: `switchover` (POST/DELETE /switchover, POST /failover),
-//! `restart` (POST/DELETE /restart), `reinitialize` and `reload`. They will need a channel to the
-//! HA loop in `ApiState`, next to the wake `Notify`.
+//! - `config`: `PATCH` and `PUT /config`.
+//! - `switchover`: `POST /switchover`, `POST /failover`, `DELETE /switchover`, done with the DCS
+//!   `failover` key alone (the HA loops act on it).
+//! - `node`: `POST`/`DELETE /restart`, `POST /reload`, `POST /reinitialize`, validated here and
+//!   carried out by the daemon's [`crate::NodeControl`].
+//! - `body`: JSON request bodies with Patroni's 411/400 rules and a size limit.
 //!
 //! Failure story: handlers never panic on input; every problem is an HTTP status with a short
 //! plain-text reason.
 
+pub(crate) mod body;
 pub(crate) mod config;
 pub(crate) mod dcs;
 pub(crate) mod health;
+pub(crate) mod node;
+pub(crate) mod switchover;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -53,6 +57,12 @@ pub(crate) fn json(code: u16, value: &Value) -> Response {
 
 pub(crate) fn text(code: u16, message: impl Into<String>) -> Response {
     with_body(code, TEXT, Body::from(message.into()))
+}
+
+/// An [`ApiError`](crate::ApiError) as a plain-text response; helpers return the small error
+/// and handlers turn it into a `Response` at the end.
+pub(crate) fn refuse(e: crate::ApiError) -> Response {
+    text(e.status, e.message)
 }
 
 pub(crate) fn metrics_text(body: &Bytes) -> Response {
