@@ -240,7 +240,13 @@ impl Daemon {
         exec: &Executor,
     ) {
         let action = self.long.status();
-        let state = member::state_text(&self.cfg, &probe.state, &action);
+        let mut state = member::state_text(&self.cfg, &probe.state, &action, self.long.pg.phase());
+        if self.memory.bootstrap_failed.is_some() && !probe.state.has_data() {
+            state = match self.cfg.bootstrap.method {
+                ferroni_model::BootstrapMethod::Initdb => "initdb failed",
+                ferroni_model::BootstrapMethod::Custom(_) => "custom bootstrap failed",
+            };
+        }
         let role = published_role(
             d.role,
             &probe.state,

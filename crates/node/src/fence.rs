@@ -199,7 +199,9 @@ pub fn spawn_fence(exe: &Path, heartbeat: &Path, data_dir: &Path, daemon_pid: u3
         .append(true)
         .open(fence_log_path(heartbeat))?;
     let mut cmd = Command::new(exe);
-    cmd.arg(FENCE_FLAG)
+    // `ps` then shows what it is even when `exe` is `/proc/self/exe`.
+    cmd.arg0("ferroni-fence")
+        .arg(FENCE_FLAG)
         .arg(heartbeat)
         .arg(data_dir)
         .arg(daemon_pid.to_string())
@@ -219,7 +221,12 @@ pub fn fence_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
     let pid = args.get(2).and_then(|p| p.to_str()).and_then(|p| p.parse::<i32>().ok());
     match (args.len(), pid) {
-        (3, Some(pid)) if pid > 0 => run_fence(Path::new(&args[0]), Path::new(&args[1]), pid),
+        (3, Some(pid)) if pid > 0 => {
+            // The kernel's name for the process (`pgrep ferroni-fence`, top); "exe" when started
+            // through /proc/self/exe otherwise. Cosmetic, so a failure is ignored.
+            let _ = nix::sys::prctl::set_name(c"ferroni-fence");
+            run_fence(Path::new(&args[0]), Path::new(&args[1]), pid)
+        }
         _ => {
             eprintln!("usage: ferroni {FENCE_FLAG} <heartbeat file> <data dir> <daemon pid>");
             ExitCode::from(2)

@@ -25,6 +25,8 @@ pub struct Pg {
     dynamic: RwLock<DynamicConfig>,
     /// Relative method commands are resolved against the directory of the ferroni binary.
     tools_dir: PathBuf,
+    /// What the background action is doing right now, for `/patroni` (`starting after custom bootstrap`).
+    phase: RwLock<Option<&'static str>>,
 }
 
 impl Pg {
@@ -44,6 +46,14 @@ impl Pg {
         Duration::from_secs(u64::from(self.cfg.postgresql.pg_ctl_timeout.max(1)))
     }
 
+    pub fn phase(&self) -> Option<&'static str> {
+        *self.phase.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_phase(&self, phase: Option<&'static str>) {
+        *self.phase.write().unwrap_or_else(|e| e.into_inner()) = phase;
+    }
+
     fn dynamic(&self) -> DynamicConfig {
         self.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -52,14 +62,8 @@ impl Pg {
     fn configure(&self, role: &ConfRole, upstream: Option<(&str, u16)>) -> Result<(), PgError> {
         let dynamic = self.dynamic();
         self.control.write_pgpass(upstream)?;
-        let hba = self
-            .cfg
-            .postgresql
-            .pg_hba
-            .as_deref()
-            .or(dynamic.pg_hba.as_deref())
-            .or((!self.cfg.bootstrap.pg_hba.is_empty()).then_some(self.cfg.bootstrap.pg_hba.as_slice()));
-        self.control.write_pg_hba(hba)?;
+        let hba = configured_hba(&self.cfg, &dynamic);
+        self.control.write_pg_hba(hba.as_deref())?;
         let rendered = self.control.render_conf(&dynamic.parameters, role);
         for w in &rendered.warnings {
             warn!("{w}");
@@ -123,6 +127,7 @@ impl LongActions {
             cfg: cfg.clone(),
             dynamic: RwLock::new(dynamic),
             tools_dir,
+            phase: RwLock::new(None),
         };
         LongActions {
             pg: Arc::new(pg),
@@ -180,7 +185,9 @@ impl LongActions {
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(
             async move {
-                let _ = tx.send(run(&pg, task_action).await);
+                let result = run(&pg, task_action).await;
+                pg.set_phase(None);
+                let _ = tx.send(result);
                 wake.notify_one();
             }
             .instrument(span),
@@ -315,36 +322,26 @@ async fn bootstrap(pg: &Pg) -> Outcome {
 async fn bootstrap_steps(pg: &Pg) -> Result<String, String> {
     let cfg = &pg.cfg;
     pg.control.ensure_data_dir().await.map_err(|e| e.to_string())?;
-    match &cfg.bootstrap.method {
+    let custom = match &cfg.bootstrap.method {
         BootstrapMethod::Initdb => {
             pg.control
                 .initdb(&cfg.bootstrap.initdb, &cfg.postgresql.superuser)
                 .await
                 .map_err(|e| e.to_string())?;
             pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
+            false
         }
         BootstrapMethod::Custom(method) => {
+            pg.set_phase(Some("running custom bootstrap script"));
             pg.control
                 .run_custom_bootstrap(method, &pg.tools_dir)
                 .await
                 .map_err(|e| e.to_string())?;
-            let role = if !method.recovery_conf.is_empty() {
-                ConfRole::Recovery(method.recovery_conf.clone())
-            } else {
-                ConfRole::Primary
-            };
-            if method.keep_existing_recovery_conf && method.recovery_conf.is_empty() {
-                // The tool's own recovery settings and signal files stay exactly as it wrote them.
-                let rendered = pg
-                    .control
-                    .render_conf(&pg.dynamic().parameters, &ConfRole::Recovery(Default::default()));
-                pg.control.write_pgpass(None).map_err(|e| e.to_string())?;
-                pg.control.write_conf(&rendered).map_err(|e| e.to_string())?;
-            } else {
-                pg.configure(&role, None).map_err(|e| e.to_string())?;
-            }
+            prepare_custom_data(pg, method).map_err(|e| e.to_string())?;
+            pg.set_phase(Some("starting after custom bootstrap"));
+            true
         }
-    }
+    };
     pg.control
         .start(true)
         .await
@@ -361,8 +358,9 @@ async fn bootstrap_steps(pg: &Pg) -> Result<String, String> {
             .await
             .map_err(|e| format!("post_bootstrap: {e}"))?;
     }
-    if matches!(cfg.bootstrap.method, BootstrapMethod::Custom(_)) {
-        // Recovery settings from recovery_conf must not come back on the next start.
+    if custom {
+        // Back to the configured pg_hba and a configuration without recovery settings, so they do not
+        // come back on the next start.
         pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
         pg.control.reload().map_err(|e| e.to_string())?;
     }
@@ -370,11 +368,46 @@ async fn bootstrap_steps(pg: &Pg) -> Result<String, String> {
     Ok(sysid)
 }
 
+/// Configuration of a custom bootstrap's data directory before its first start: recovery settings
+/// from `recovery_conf` (with `recovery.signal`), or the tool's own kept untouched
+/// (`keep_existing_recovery_conf`), or none; local connections trusted until roles are in place,
+/// because the restored cluster's passwords need not be ours.
+fn prepare_custom_data(pg: &Pg, method: &ferroni_model::CustomBootstrap) -> Result<(), PgError> {
+    for leftover in ["promote", "promote.signal"] {
+        let _ = std::fs::remove_file(pg.control.data_dir().join(leftover));
+    }
+    pg.control.write_pgpass(None)?;
+    let mut hba = vec!["local all all trust".to_string()];
+    hba.extend(configured_hba(&pg.cfg, &pg.dynamic()).unwrap_or_else(|| conf::default_pg_hba(&pg.cfg.postgresql)));
+    pg.control.write_pg_hba(Some(&hba))?;
+    let keep = method.keep_existing_recovery_conf && method.recovery_conf.is_empty();
+    let role = if keep || !method.recovery_conf.is_empty() {
+        ConfRole::Recovery(method.recovery_conf.clone())
+    } else {
+        ConfRole::Primary
+    };
+    let rendered = pg.control.render_conf(&pg.dynamic().parameters, &role);
+    pg.control.write_conf(&rendered)?;
+    if !keep {
+        pg.control.set_signal_file(role.signal_file())?;
+    }
+    Ok(())
+}
+
+/// pg_hba lines from the local config, the dynamic config, or `bootstrap.pg_hba`, in that order.
+fn configured_hba(cfg: &Config, dynamic: &DynamicConfig) -> Option<Vec<String>> {
+    cfg.postgresql
+        .pg_hba
+        .clone()
+        .or_else(|| dynamic.pg_hba.clone())
+        .or_else(|| (!cfg.bootstrap.pg_hba.is_empty()).then(|| cfg.bootstrap.pg_hba.clone()))
+}
+
 /// Waits until the freshly bootstrapped server accepts writes (end of recovery after a custom
 /// bootstrap), reporting a paused recovery instead of waiting silently.
 async fn wait_for_primary(pg: &Pg) -> Result<(), String> {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(u64::from(pg.cfg.postgresql.pg_ctl_timeout.max(60)) * 10);
+    let limit = Duration::from_secs(u64::from(pg.cfg.postgresql.pg_ctl_timeout.max(60)) * 10);
+    let mut deadline = tokio::time::Instant::now() + limit;
     let mut reported_pause = false;
     loop {
         let probe = pg.probe().await;
@@ -385,9 +418,17 @@ async fn wait_for_primary(pg: &Pg) -> Result<(), String> {
             } => return Ok(()),
             PgState::Running {
                 replication: Some(r), ..
-            } if r.paused && !reported_pause => {
-                warn!("recovery is paused (recovery_target_action: pause?): waiting for pg_wal_replay_resume()");
-                reported_pause = true;
+            } if r.paused => {
+                if !reported_pause {
+                    warn!(
+                        "recovery is paused at its target (recovery_target_action: pause): inspect the data, then \
+                         run SELECT pg_wal_replay_resume() to finish the bootstrap"
+                    );
+                    pg.set_phase(Some("recovery paused at target: waiting for pg_wal_replay_resume()"));
+                    reported_pause = true;
+                }
+                // An operator decides when to resume; waiting is not a failure.
+                deadline = tokio::time::Instant::now() + limit;
             }
             PgState::Stopped { .. } | PgState::NoData | PgState::InvalidData { .. } => {
                 let tail = pg.control.log_tail(5).join(" | ");

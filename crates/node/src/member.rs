@@ -5,7 +5,10 @@ use ferroni_decision::{ActionStatus, LongAction};
 use ferroni_model::{BootstrapMethod, Config, MemberData, PgRole, PgState, Role, VERSION};
 
 /// Patroni's PostgresqlState string for `/patroni` and the member key.
-pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus) -> &'static str {
+pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus, phase: Option<&'static str>) -> &'static str {
+    if let Some(phase) = phase.filter(|_| matches!(action, ActionStatus::Running(_))) {
+        return phase;
+    }
     if let ActionStatus::Running(a) = action {
         return match a {
             LongAction::Bootstrap => match cfg.bootstrap.method {

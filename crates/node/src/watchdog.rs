@@ -18,7 +18,7 @@ use ferroni_model::WatchdogMode;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Patroni's default device.
@@ -86,7 +86,7 @@ pub fn usable(mode: WatchdogMode, device: Option<&Path>) -> bool {
 #[derive(Debug)]
 pub struct Watchdog {
     file: File,
-    device: PathBuf,
+    /// What the device actually uses (may differ from what was asked for).
     timeout: Duration,
 }
 
@@ -131,11 +131,7 @@ impl Watchdog {
             .write(true)
             .open(device)
             .map_err(|e| format!("cannot open watchdog {shown}: {e}"))?;
-        let mut w = Watchdog {
-            file,
-            device: device.to_path_buf(),
-            timeout: wanted,
-        };
+        let mut w = Watchdog { file, timeout: wanted };
         let set = w.ioctl_int(WDIOC_SETTIMEOUT, wanted.as_secs() as i32);
         let actual = match w.ioctl_int(WDIOC_GETTIMEOUT, 0) {
             Ok(t) => Duration::from_secs(u64::try_from(t).unwrap_or(0)),
@@ -180,15 +176,6 @@ impl Watchdog {
     /// `nowayout` ignores the magic close and will reset the machine: nothing can be done then.
     pub fn disable(mut self) -> io::Result<()> {
         self.file.write_all(b"V")
-    }
-
-    /// The timeout the device actually uses.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    pub fn device(&self) -> &Path {
-        &self.device
     }
 
     fn magic_close(&mut self) {
