@@ -5,6 +5,7 @@ use crate::action::{Action, Decision, LongAction};
 use crate::memory::{BootstrapPhase, Memory};
 use crate::observation::{Observation, Outcome};
 use crate::source;
+use crate::standby;
 use ferroni_model::{ClusterView, Role};
 
 /// After a failed bootstrap a node waits this many TTLs before it races for `initialize` again, so
@@ -77,6 +78,12 @@ fn race_for_initialize(obs: &Observation, mem: &mut Memory) -> Decision {
     match obs.outcome(&[Outcome::InitializeWon, Outcome::InitializeLost]) {
         Some(Outcome::InitializeWon) => {
             mem.bootstrap = BootstrapPhase::Running;
+            if let Some(sc) = standby::section(obs) {
+                let source = standby::remote(sc);
+                let methods = standby::imaging_methods(obs, sc);
+                return Decision::new("trying to bootstrap a standby leader from the remote primary", role)
+                    .with(Action::Start(LongAction::CreateReplica { source, methods }));
+            }
             Decision::new("trying to bootstrap a new cluster", role).with(Action::Start(LongAction::Bootstrap))
         }
         Some(_) => Decision::new("failed to acquire initialize lock", role),

@@ -103,7 +103,11 @@ fn dcs_unreachable(obs: &Observation) -> Decision {
 /// Turns the result of a finished background action into actions, or `None` to go on deciding.
 fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memory) -> Option<Decision> {
     match (&finished.action, &finished.result) {
-        (LongAction::Bootstrap, _) if obs.outcome(&[Outcome::LeaderAcquired, Outcome::LeaderLost]).is_some() => None,
+        (LongAction::Bootstrap | LongAction::CreateReplica { .. }, _)
+            if obs.outcome(&[Outcome::LeaderAcquired, Outcome::LeaderLost]).is_some() =>
+        {
+            None
+        }
         (LongAction::Bootstrap, Ok(sysid)) => {
             mem.bootstrap = BootstrapPhase::None;
             mem.bootstrap_failed = None;
@@ -111,8 +115,13 @@ fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memor
             let sysid = sysid
                 .clone()
                 .unwrap_or_else(|| obs.pg.sysid().unwrap_or_default().to_string());
+            let role = if obs.dynamic.standby_cluster.is_some() {
+                Role::StandbyLeader
+            } else {
+                Role::Primary
+            };
             Some(
-                Decision::new("initialized a new cluster", Role::Primary)
+                Decision::new("initialized a new cluster", role)
                     .with(Action::SetInitialize(sysid))
                     .with(Action::WriteConfig(obs.config.bootstrap.dcs.clone()))
                     .with(Action::AcquireLeader),
@@ -129,6 +138,18 @@ fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memor
                 )
                 .with(Action::CancelInitialize),
             )
+        }
+        (LongAction::CreateReplica { .. }, _) if mem.bootstrap == BootstrapPhase::Running => {
+            // The standby leader's imaging from the remote is this cluster's bootstrap.
+            let result = finished
+                .result
+                .clone()
+                .map(|_| Some(obs.pg.sysid().unwrap_or_default().to_string()));
+            let as_bootstrap = ActionResult {
+                action: LongAction::Bootstrap,
+                result,
+            };
+            after_long_action(obs, &as_bootstrap, mem)
         }
         (LongAction::CreateReplica { .. }, Err(e)) => {
             mem.clone_failures += 1;

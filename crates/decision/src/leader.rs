@@ -8,6 +8,7 @@ use crate::memory::Memory;
 use crate::observation::{Observation, Outcome};
 use crate::slots;
 use crate::source;
+use crate::standby;
 use crate::switchover;
 use ferroni_model::{ClusterView, PgState, Role};
 
@@ -21,7 +22,14 @@ const LOCK_OUTCOMES: [Outcome; 4] = [
 pub(crate) fn running_primary(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> Decision {
     let name = obs.name();
     match obs.outcome(&LOCK_OUTCOMES) {
-        Some(Outcome::LeaderAcquired | Outcome::LeaderRefreshed) => return leader_duties(obs, cluster, mem),
+        Some(Outcome::LeaderAcquired | Outcome::LeaderRefreshed) => {
+            if let Some(sc) = standby::section(obs)
+                && !obs.dynamic.pause
+            {
+                return standby::demote_cluster(sc);
+            }
+            return leader_duties(obs, cluster, mem);
+        }
         Some(Outcome::LeaderRefreshFailed) if !obs.dynamic.pause => {
             return demote("demoting self because DCS is not accessible and I was a leader", None);
         }
@@ -102,6 +110,16 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView) -> Decis
     if obs.holds_lock() {
         if outcome.is_none() {
             return Decision::new("updating leader lock", Role::Replica).with(Action::RefreshLeader);
+        }
+        if let Some(sc) = standby::section(obs) {
+            // A standby leader replicates from the remote and never promotes by itself.
+            let mut d = standby::standby_leader(obs, sc);
+            if d.actions.is_empty()
+                && let Some(slots) = slots::wanted(obs, cluster)
+            {
+                d.actions.push(Action::SyncSlots(slots));
+            }
+            return d;
         }
         if obs.dynamic.pause {
             return Decision::new(

@@ -20,6 +20,7 @@ mod recovery;
 mod requests;
 mod slots;
 mod source;
+mod standby;
 mod switchover;
 
 pub use action::{Action, Decision, LongAction, StopMode, Upstream};
@@ -27,6 +28,7 @@ pub use decide::decide;
 pub use election::is_healthiest;
 pub use memory::{BootstrapPhase, Memory};
 pub use observation::{ActionResult, ActionStatus, Observation, Outcome, PeerStatus, Request};
+pub use standby::REMOTE_NAME;
 
 #[cfg(test)]
 mod tests;

@@ -46,7 +46,7 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Me
         return Decision::new("starting as a secondary", Role::Replica)
             .with(Action::Start(LongAction::StartReplica { upstream }));
     }
-    if !standby && is_alone(obs, cluster) && !obs.config.tags.nofailover {
+    if !standby && is_alone(obs, cluster) && !obs.config.tags.nofailover && obs.dynamic.standby_cluster.is_none() {
         return start_alone(obs);
     }
     // Without a leader a replica starts read-only and joins the election once it runs; so does a
@@ -70,6 +70,16 @@ fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) 
             Role::Replica,
         );
     };
+    // Until the new leader's checkpoint after promotion, pg_rewind would see no divergence.
+    let checkpointed = cluster
+        .member(leader)
+        .and_then(|m| m.data.extra.get("checkpoint_after_promote"));
+    if rewind_allowed(obs) && checkpointed == Some(&serde_json::Value::Bool(false)) {
+        return Decision::new(
+            format!("waiting for leader {leader} to checkpoint after its promotion"),
+            Role::Replica,
+        );
+    }
     if rewind_allowed(obs) {
         return Decision::new(
             format!("former primary: rejoining {leader} (pg_rewind if needed)"),
@@ -113,6 +123,11 @@ fn start_as_lock_holder(obs: &Observation, clean: bool) -> Decision {
     match obs.outcome(&lock_outcomes) {
         None => {
             Decision::new("updating leader lock before starting postgres", Role::Primary).with(Action::RefreshLeader)
+        }
+        Some(Outcome::LeaderRefreshed | Outcome::LeaderAcquired) if obs.dynamic.standby_cluster.is_some() => {
+            let upstream = obs.dynamic.standby_cluster.as_ref().and_then(crate::standby::remote);
+            Decision::new("starting as the standby leader", Role::StandbyLeader)
+                .with(Action::Start(LongAction::StartReplica { upstream }))
         }
         Some(Outcome::LeaderRefreshed | Outcome::LeaderAcquired) => {
             let why = if clean {

@@ -1003,3 +1003,134 @@ fn changed_dynamic_configuration_is_rendered_and_reloaded() {
     c.config_changed = false;
     assert!(!c.decide().actions.iter().any(|a| matches!(a, Action::Reload { .. })));
 }
+
+fn standby_section() -> StandbyCluster {
+    StandbyCluster {
+        host: Some("10.0.0.9".into()),
+        port: Some(5433),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn standby_cluster_bootstrap_images_from_the_remote() {
+    let mut c = Case::new("s0", Some(empty_cluster()), PgState::NoData);
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.outcomes.push(Outcome::InitializeWon);
+    match &c.decide().actions[..] {
+        [
+            Action::Start(LongAction::CreateReplica {
+                source: Some(s),
+                methods,
+            }),
+        ] => {
+            assert_eq!(s.conn_url, "postgres://10.0.0.9:5433/postgres");
+            assert_eq!(s.name, REMOTE_NAME);
+            assert_eq!(methods, &vec!["basebackup".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The imaging finished: publish the identifier, write config, take the lock as standby leader.
+    let mut c = Case::new(
+        "s0",
+        Some(ClusterView {
+            initialize: Some(String::new()),
+            ..Default::default()
+        }),
+        running(PgRole::Replica, 10),
+    );
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.memory.bootstrap = BootstrapPhase::Running;
+    c.finished = Some(ActionResult {
+        action: LongAction::CreateReplica {
+            source: None,
+            methods: vec![],
+        },
+        result: Ok(None),
+    });
+    let d = c.decide();
+    assert_eq!(d.actions.last(), Some(&Action::AcquireLeader));
+    assert_eq!(
+        d.actions.first(),
+        Some(&Action::SetInitialize("7000000000000000001".into()))
+    );
+    assert_eq!(d.role, Role::StandbyLeader);
+}
+
+#[test]
+fn standby_leader_follows_the_remote_and_never_promotes() {
+    let view = cluster(Some("s0"), vec![]);
+    let mut c = Case::new("s0", Some(view), running(PgRole::Replica, 1000));
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(d.role, Role::StandbyLeader);
+    match &d.actions[..] {
+        [Action::Start(LongAction::Follow { upstream: Some(u) })] => assert_eq!(u.name, REMOTE_NAME),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !d.actions
+            .iter()
+            .any(|a| matches!(a, Action::Start(LongAction::Promote)))
+    );
+}
+
+#[test]
+fn standby_election_winner_follows_the_remote() {
+    let mut c = Case::new("s1", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.peers = Some(vec![]);
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+    c.outcomes.push(Outcome::LeaderAcquired);
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::Follow { upstream: Some(_) })]
+    ));
+}
+
+#[test]
+fn removing_standby_cluster_promotes_and_adding_it_demotes() {
+    // Promote: the section is gone, the lock holder runs as a replica.
+    let mut c = Case::new("s0", Some(cluster(Some("s0"), vec![])), running(PgRole::Replica, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(c.decide().actions, vec![Action::Start(LongAction::Promote)]);
+    // Demote: a primary with the lock sees the section appear.
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), running(PgRole::Primary, 1000));
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let d = c.decide();
+    assert_eq!(d.role, Role::StandbyLeader);
+    assert!(matches!(
+        d.actions[..],
+        [Action::Start(LongAction::Demote {
+            mode: StopMode::Fast,
+            upstream: Some(_)
+        })]
+    ));
+}
+
+#[test]
+fn stopped_standby_leader_starts_following_the_remote() {
+    let mut c = Case::new("s0", Some(cluster(Some("s0"), vec![])), stopped(true));
+    c.dynamic.standby_cluster = Some(standby_section());
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    match &c.decide().actions[..] {
+        [Action::Start(LongAction::StartReplica { upstream: Some(u) })] => assert_eq!(u.name, REMOTE_NAME),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rejoin_waits_for_the_new_leaders_checkpoint() {
+    let mut leader = member("n1", "primary", 1000);
+    leader
+        .data
+        .extra
+        .insert("checkpoint_after_promote".into(), json!(false));
+    let mut c = Case::new("n0", Some(cluster(Some("n1"), vec![leader])), stopped(false));
+    c.dynamic.use_pg_rewind = true;
+    let d = c.decide();
+    assert!(d.actions.is_empty());
+    assert!(d.reason.contains("checkpoint after its promotion"), "{}", d.reason);
+}

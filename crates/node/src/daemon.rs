@@ -5,6 +5,7 @@
 use crate::callbacks::Callbacks;
 use crate::control::{Pending, Reply};
 use crate::execute::{Executor, Step};
+use crate::fencing::Fencing;
 use crate::long_action::LongActions;
 use crate::member;
 use crate::snapshot;
@@ -31,6 +32,7 @@ pub struct Daemon {
     pub publisher: snapshot::Publisher,
     pub http: reqwest::Client,
     callbacks: Callbacks,
+    fencing: Fencing,
     requests: mpsc::Receiver<Pending>,
     /// A restart answers when it has finished, not when it starts.
     restart_reply: Option<Reply>,
@@ -59,6 +61,7 @@ impl Daemon {
     ) -> Daemon {
         Daemon {
             callbacks: Callbacks::new(&cfg),
+            fencing: Fencing::start(&cfg),
             cfg,
             dynamic,
             dcs,
@@ -149,6 +152,7 @@ impl Daemon {
                 .send(Err((503, "the request could not be handled now; try again".into())));
         }
         self.config_changed = false;
+        self.fence(&exec, &probe.state);
         if let Some(f) = &finished
             && matches!(f.action, LongAction::Restart)
             && let Some(reply) = self.restart_reply.take()
@@ -218,6 +222,28 @@ impl Daemon {
         }
     }
 
+    /// Arms the fence after a confirmed lock; disarms once this node neither leads nor is still
+    /// demoting a primary (a demotion that stalls must still be fenced).
+    fn fence(&mut self, exec: &Executor, pg: &PgState) {
+        self.fencing.ensure_fence();
+        if self.dynamic.pause {
+            self.fencing.release();
+            return;
+        }
+        if let Some(started) = exec.lock_confirmed_at {
+            self.fencing.confirmed(started, &self.dynamic);
+            return;
+        }
+        let demoting = matches!(
+            self.long.status(),
+            ferroni_decision::ActionStatus::Running(LongAction::Demote { .. })
+        );
+        let writable = pg.running_role() == Some(ferroni_model::PgRole::Primary);
+        if !demoting && !writable {
+            self.fencing.release();
+        }
+    }
+
     fn answer(&mut self, p: Pending, reply: Result<String, (u16, String)>) {
         if matches!(p.request, ferroni_decision::Request::Restart) && reply.is_ok() {
             self.restart_reply = Some(p.reply);
@@ -255,6 +281,10 @@ impl Daemon {
         );
         if cluster.is_some() {
             let mut data = member::member_data(&self.cfg, &probe.state, role, state);
+            if matches!(action, ferroni_decision::ActionStatus::Running(LongAction::Promote)) {
+                data.extra
+                    .insert("checkpoint_after_promote".into(), serde_json::Value::Bool(false));
+            }
             if let Some(err) = &self.memory.last_error {
                 data.extra
                     .insert("last_error".into(), serde_json::Value::String(err.clone()));
@@ -294,6 +324,7 @@ impl Daemon {
         let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout).min(5));
         let _ = tokio::time::timeout(timeout, self.dcs.release_leader()).await;
         let _ = tokio::time::timeout(timeout, self.dcs.shutdown()).await;
+        self.fencing.shutdown();
         info!("leader key released; exiting");
     }
 }

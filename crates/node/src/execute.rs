@@ -26,6 +26,8 @@ pub struct Executor {
     timeout: Duration,
     pub outcomes: Vec<Outcome>,
     pub peers: Option<Vec<PeerStatus>>,
+    /// When (CLOCK_BOOTTIME) the DCS call that last confirmed this node's lock started.
+    pub lock_confirmed_at: Option<Duration>,
 }
 
 impl Executor {
@@ -36,6 +38,7 @@ impl Executor {
             timeout: Duration::from_secs(u64::from(dynamic.retry_timeout)),
             outcomes: Vec::new(),
             peers: None,
+            lock_confirmed_at: None,
         }
     }
 
@@ -71,7 +74,11 @@ impl Executor {
                     return Step::Decide;
                 }
                 Action::AcquireLeader => {
+                    let started = crate::fence::boottime();
                     let won = self.bounded("acquire leader lock", self.dcs.acquire_leader()).await;
+                    if won == Some(true) {
+                        self.lock_confirmed_at = Some(started);
+                    }
                     self.outcomes.push(if won == Some(true) {
                         Outcome::LeaderAcquired
                     } else {
@@ -80,8 +87,12 @@ impl Executor {
                     return Step::Decide;
                 }
                 Action::RefreshLeader => {
+                    let started = crate::fence::boottime();
                     let outcome = match self.bounded("update leader lock", self.dcs.update_leader()).await {
-                        Some(true) => Outcome::LeaderRefreshed,
+                        Some(true) => {
+                            self.lock_confirmed_at = Some(started);
+                            Outcome::LeaderRefreshed
+                        }
                         Some(false) => Outcome::LeaderLost,
                         None => Outcome::LeaderRefreshFailed,
                     };

@@ -3,11 +3,11 @@
 //! stop cannot happen; the HA loop keeps running (and renewing the lock) while it works, and is
 //! woken when it ends.
 
-use ferroni_decision::{ActionResult, ActionStatus, LongAction, StopMode, Upstream};
+use ferroni_decision::{ActionResult, ActionStatus, LongAction, REMOTE_NAME, StopMode, Upstream};
 use ferroni_model::{BootstrapMethod, ClusterView, Config, DynamicConfig, PgState, slot_name};
 use ferroni_postgres::conf::{self, ConfRole, StandbyParams};
 use ferroni_postgres::conninfo::parse_conn_url;
-use ferroni_postgres::{CloneOptions, PgControl, PgError, Probe, Prober, RunAs};
+use ferroni_postgres::{CloneOptions, PgControl, PgError, Probe, Prober, RewindOptions, RunAs};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -72,20 +72,42 @@ impl Pg {
         self.control.set_signal_file(role.signal_file())
     }
 
+    /// Recovery settings for following `upstream`: a member (own slot, archive settings inherited in
+    /// a standby cluster) or the remote primary of a standby cluster (its slot name, delay and
+    /// archive settings; several hosts are tried for the writable one).
     fn replica_role(&self, upstream: Option<&Upstream>) -> (ConfRole, Option<(String, u16)>) {
+        let dynamic = self.dynamic();
+        let standby = dynamic.standby_cluster.as_ref();
+        let remote = upstream.is_some_and(|u| u.name == REMOTE_NAME);
         let target = upstream
             .and_then(|u| parse_conn_url(&u.conn_url).ok())
             .map(|c| (c.host, c.port));
-        let use_slots = self.dynamic().use_slots;
-        let params = StandbyParams {
-            primary_conninfo: target
-                .as_ref()
-                .map(|(h, p)| conf::primary_conninfo(h, *p, &self.cfg.postgresql, &self.cfg.name)),
+        let conninfo = target.as_ref().map(|(h, p)| {
+            let base = conf::primary_conninfo(h, *p, &self.cfg.postgresql, &self.cfg.name);
+            if h.contains(',') {
+                format!("{base} target_session_attrs=read-write")
+            } else {
+                base
+            }
+        });
+        let slot = if remote {
+            standby.and_then(|sc| sc.primary_slot_name.clone())
+        } else {
             // The upstream creates this slot for us within one of its cycles (Patroni's naming).
-            primary_slot_name: (use_slots && target.is_some()).then(|| slot_name(&self.cfg.name)),
+            (dynamic.use_slots && target.is_some()).then(|| slot_name(&self.cfg.name))
+        };
+        let leaderless = upstream.is_none() || remote;
+        let params = StandbyParams {
+            primary_conninfo: conninfo,
+            primary_slot_name: slot,
+            restore_command: standby.and_then(|sc| sc.restore_command.clone()),
+            archive_cleanup_command: standby.and_then(|sc| sc.archive_cleanup_command.clone()),
+            recovery_min_apply_delay: standby
+                .filter(|_| leaderless)
+                .and_then(|sc| sc.recovery_min_apply_delay.clone()),
             ..StandbyParams::default()
         };
-        (ConfRole::Replica(params), target)
+        (ConfRole::Replica(params), target.map(|(h, p)| (pgpass_host(&h), p)))
     }
 
     async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
@@ -97,6 +119,15 @@ impl Pg {
     async fn start_primary(&self) -> Result<(), PgError> {
         self.configure(&ConfRole::Primary, None)?;
         self.control.start(true).await
+    }
+}
+
+/// pgpass matches one host per line; several remote hosts share one wildcard line.
+fn pgpass_host(host: &str) -> String {
+    if host.contains(',') {
+        "*".to_string()
+    } else {
+        host.to_string()
     }
 }
 
@@ -273,6 +304,11 @@ async fn stop(pg: &Pg, mode: StopMode) -> Result<(), String> {
 
 async fn promote(pg: &Pg) -> Outcome {
     pg.control.promote().await.map_err(|e| e.to_string())?;
+    // Until this checkpoint the control file still names the old timeline, and pg_rewind on the
+    // former primary would wrongly find nothing to rewind (Patroni's checkpoint_after_promote).
+    if let Err(e) = pg.control.checkpoint().await {
+        warn!("checkpoint after promote failed: {e}");
+    }
     // The managed config must stop naming an upstream, or the next restart would follow it again.
     pg.configure(&ConfRole::Primary, None).map_err(|e| e.to_string())?;
     pg.control.reload().map_err(|e| e.to_string())?;
@@ -283,10 +319,47 @@ async fn promote(pg: &Pg) -> Outcome {
 /// after the new leader's timeline forked cannot break streaming. On a failed rewind the data
 /// directory is removed only when `remove_data_directory_on_rewind_failure` allows it.
 async fn rejoin(pg: &Pg, upstream: &Upstream) -> Outcome {
+    rewind_if_allowed(pg, upstream).await?;
     pg.start_replica(Some(upstream))
         .await
         .map(|_| None)
         .map_err(|e| e.to_string())
+}
+
+/// pg_rewind against `upstream` when `use_pg_rewind` allows it and the data supports it
+/// (checksums or wal_log_hints). A failure keeps the data directory unless
+/// `remove_data_directory_on_rewind_failure` says otherwise (then the next cycle re-images).
+async fn rewind_if_allowed(pg: &Pg, upstream: &Upstream) -> Result<(), String> {
+    let allowed = pg.cfg.postgresql.use_pg_rewind.unwrap_or(pg.dynamic().use_pg_rewind);
+    if !allowed {
+        return Ok(());
+    }
+    let Ok(target) = parse_conn_url(&upstream.conn_url) else {
+        return Err(format!("cannot rewind: {} has no usable address", upstream.name));
+    };
+    match pg.control.can_rewind().await {
+        Ok(support) if support.is_possible() => {}
+        Ok(support) => return Err(format!("cannot rewind: {support:?}")),
+        Err(e) => return Err(format!("cannot rewind: {e}")),
+    }
+    pg.control
+        .write_pgpass(Some((pgpass_host(&target.host).as_str(), target.port)))
+        .map_err(|e| e.to_string())?;
+    let conninfo = pg.control.rewind_conninfo(&target.host, target.port);
+    match pg.control.rewind(&conninfo, &RewindOptions::default()).await {
+        Ok(report) => {
+            info!("pg_rewind against {}: {:?}", upstream.name, report.outcome);
+            Ok(())
+        }
+        Err(e) if pg.cfg.postgresql.remove_data_directory_on_rewind_failure => {
+            warn!(
+                "pg_rewind failed ({e}); removing the data directory as remove_data_directory_on_rewind_failure asks"
+            );
+            pg.control.empty_data_dir().await.map_err(|err| err.to_string())?;
+            Err(format!("pg_rewind failed, data directory removed: {e}"))
+        }
+        Err(e) => Err(format!("pg_rewind failed: {e}")),
+    }
 }
 
 /// `primary_conninfo` is reloadable since PostgreSQL 13: re-pointing needs no restart.

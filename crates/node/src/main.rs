@@ -5,6 +5,8 @@ mod callbacks;
 mod control;
 mod daemon;
 mod execute;
+mod fence;
+mod fencing;
 mod history;
 mod logging;
 mod long_action;
@@ -12,6 +14,7 @@ mod member;
 mod peers;
 mod serve;
 mod snapshot;
+mod watchdog;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -33,6 +36,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The fencing process is this binary in its own session; it must not parse a config or log.
+    let mut argv = std::env::args_os().skip(1).peekable();
+    if argv.peek().is_some_and(|a| a == fence::FENCE_FLAG) {
+        argv.next();
+        return fence::fence_main(argv);
+    }
     let args = Args::parse();
     let env = ferroni_config::process_env();
     let loaded = match &args.config {

@@ -20,7 +20,14 @@ pub async fn run(cfg: Config) -> Result<()> {
     run_node(cfg).instrument(span).await
 }
 
-async fn run_node(cfg: Config) -> Result<()> {
+async fn run_node(mut cfg: Config) -> Result<()> {
+    if !crate::fencing::Fencing::may_lead(&cfg) {
+        tracing::error!(
+            "watchdog.mode is required but the watchdog device cannot be used: this member will never \
+             become the leader (it runs as if tagged nofailover)"
+        );
+        cfg.tags.nofailover = true;
+    }
     let dynamic =
         ferroni_config::parse_dynamic(&cfg.bootstrap.dcs, "bootstrap.dcs").context("validate bootstrap.dcs")?;
     let dcs = connect_dcs(&cfg, &dynamic)?;

@@ -300,3 +300,102 @@ fn reinitialize_rebuilds_a_replica_and_is_refused_on_the_leader() {
     })
     .unwrap();
 }
+
+#[test]
+fn former_primary_rejoins_through_pg_rewind_after_writes_on_both_sides() {
+    let mut c = TestCluster::new("rewind");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    let b = c.start(c.spec("b"));
+    streaming(&c, 1);
+    c.nodes[a].psql("CREATE TABLE sides (who text)").unwrap();
+    wait_until("table on b", secs(10), || {
+        c.nodes[b].psql("SELECT count(*) FROM sides").is_ok()
+    })
+    .unwrap();
+    // b goes away; a writes something b never sees; then a's machine dies.
+    c.nodes[b].sigterm();
+    assert_eq!(c.nodes[b].wait_exit(secs(20)), Some(0));
+    c.nodes[a].psql("INSERT INTO sides VALUES ('only on a')").unwrap();
+    kill_node(&mut c, a);
+    // b comes back, waits out a's lease, and becomes the leader; it writes too.
+    c.nodes[b].restart();
+    wait_until("b leads", secs(60), || c.load().leader_name() == Some("b"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[b].log(), 40)));
+    wait_until("b writable", secs(20), || {
+        c.nodes[b].psql("INSERT INTO sides VALUES ('on b')").is_ok()
+    })
+    .unwrap();
+    // a returns: its data diverged, so it must be rewound before it can follow b.
+    c.nodes[a].restart();
+    wait_until("a streams from b", secs(60), || {
+        c.nodes[a]
+            .api_get("/patroni")
+            .is_ok_and(|(_, v)| v["role"] == "replica" && v["replication_state"] == "streaming")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[a].log(), 50)));
+    assert_eq!(
+        c.nodes[a].psql("SELECT string_agg(who, ',') FROM sides").unwrap(),
+        "on b"
+    );
+    assert!(
+        c.nodes[a].log().contains("pg_rewind against b: Rewound"),
+        "{}",
+        tail(&c.nodes[a].log(), 40)
+    );
+}
+
+#[test]
+fn frozen_leader_daemon_is_fenced_and_rejoins_as_a_replica() {
+    let mut c = TestCluster::new("frozen");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    let b = c.start(c.spec("b"));
+    streaming(&c, 1);
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.spec.pg_port).collect();
+    let checker = WritableChecker::start(ports);
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen_at = checker.elapsed();
+    // SIGSTOP freezes the daemon only: its Postgres and its fencing process have their own sessions.
+    c.nodes[a].signal(Signal::SIGSTOP);
+    let ttl = u64::from(c.nodes[a].spec.ttl);
+    wait_until("b leads", secs(ttl * 4), || c.load().leader_name() == Some("b"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[b].log(), 30)));
+    wait_until("b writable", secs(20), || {
+        ferroni_testkit::writable::accepts_writes(c.nodes[b].spec.pg_port)
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    c.nodes[a].signal(Signal::SIGCONT);
+    wait_until("a rejoins as a streaming replica", secs(60), || {
+        c.nodes[a]
+            .api_get("/patroni")
+            .is_ok_and(|(_, v)| v["role"] == "replica" && v["replication_state"] == "streaming")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[a].log(), 40)));
+    let samples = checker.finish();
+    let a_port = c.nodes[a].spec.pg_port;
+    let a_last_writable = samples
+        .iter()
+        .filter(|s| s.port == a_port && s.writable)
+        .map(|s| s.at)
+        .max()
+        .unwrap();
+    let b_port = c.nodes[b].spec.pg_port;
+    let b_first = samples
+        .iter()
+        .find(|s| s.port == b_port && s.writable && s.at >= frozen_at)
+        .map(|s| s.at)
+        .unwrap();
+    eprintln!(
+        "frozen leader: a fenced {:?} after SIGSTOP, b writable {:?} after it (ttl {ttl} s)",
+        a_last_writable.saturating_sub(frozen_at),
+        b_first - frozen_at
+    );
+    assert_eq!(
+        split_brain(&samples),
+        vec![],
+        "two writable primaries while the daemon was frozen"
+    );
+    assert!(a_last_writable < b_first, "a was fenced before b became writable");
+}

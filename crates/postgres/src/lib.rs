@@ -22,6 +22,7 @@ pub mod controldata;
 pub mod error;
 pub mod pidfile;
 pub mod probe;
+pub mod rewind;
 pub mod runner;
 pub mod slots;
 
@@ -33,4 +34,5 @@ pub use control::{BasebackupProgress, CloneOptions, PgControl, StopMode, StopOut
 pub use controldata::ControlData;
 pub use error::{CloneError, PgError};
 pub use probe::{Probe, Prober, ReplicationRow, WalReceiver, probe};
+pub use rewind::{CrashRecovery, RewindOptions, RewindOutcome, RewindReport, RewindSupport};
 pub use runner::{Cmd, Output, RunAs, Stream};

@@ -1,4 +1,4 @@
-//! Physical replication slots on the local server: the leader keeps one per member that streams from
+//! Small SQL maintenance on the local server. Physical replication slots: the leader keeps one per member that streams from
 //! it (Patroni's naming) plus the permanent slots of the dynamic configuration, and drops the ones
 //! nobody needs any more, so a departed member cannot pin WAL forever.
 //!
@@ -57,5 +57,22 @@ impl PgControl {
             changes.dropped.push(name.clone());
         }
         Ok(changes)
+    }
+}
+
+impl PgControl {
+    /// `CHECKPOINT` on the local server. After a promotion it moves the new timeline into the
+    /// control file, which is what pg_rewind on a former primary reads from this server.
+    pub async fn checkpoint(&self) -> Result<(), PgError> {
+        let pf = self.postmaster().ok_or(PgError::NotRunning)?;
+        let target = Target::from_pidfile(&pf, &self.cfg);
+        let client = client::connect(&self.cfg, &target, Duration::from_secs(2)).await?;
+        client::with_timeout(
+            &client,
+            Duration::from_secs(60),
+            "checkpoint",
+            client.batch_execute("CHECKPOINT"),
+        )
+        .await
     }
 }

@@ -76,6 +76,8 @@ pub struct NodeSpec {
     pub extra_postgresql: String,
     /// Extra YAML lines inside `bootstrap:` (indented with 2 spaces).
     pub extra_bootstrap: String,
+    /// Extra YAML lines inside `bootstrap.dcs:` (indented with 4 spaces).
+    pub extra_dcs: String,
 }
 
 impl NodeSpec {
@@ -92,6 +94,7 @@ impl NodeSpec {
             extra_yaml: String::new(),
             extra_postgresql: String::new(),
             extra_bootstrap: String::new(),
+            extra_dcs: String::new(),
         }
     }
 
@@ -119,7 +122,7 @@ bootstrap:
       parameters:
         max_connections: 30
         shared_buffers: 16MB
-  initdb:
+{extra_dcs}  initdb:
     - encoding: UTF8
     - data-checksums
 {extra_bootstrap}postgresql:
@@ -150,6 +153,7 @@ bootstrap:
             su = SUPERUSER_PASSWORD,
             repl = REPLICATION_PASSWORD,
             extra_bootstrap = self.extra_bootstrap,
+            extra_dcs = self.extra_dcs,
             extra_pg = self.extra_postgresql,
             extra = self.extra_yaml,
         )

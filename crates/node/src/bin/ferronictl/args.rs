@@ -1,0 +1,216 @@
+//! The command line, spelled like patronictl's so existing scripts and habits carry over: global
+//! options before the command (`-c`, `-d`, `-k`), then the command with its own flags.
+//!
+//! Global options are deliberately not `global = true`: patronictl's `query` reuses `-c` and `-d`
+//! for other meanings, and click only accepts the group options in front of the command anyway.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferronictl",
+    version,
+    about = "Control a ferroni (Patroni-compatible) PostgreSQL cluster",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Configuration file (ferroni/Patroni YAML); scope, namespace and etcd3 hosts are read from it.
+    /// Default: ~/.config/patroni/patronictl.yaml when it exists.
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        env = "PATRONICTL_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Where the DCS is: etcd3://HOST:PORT[/NAMESPACE] (etcd:// is accepted and also spoken to with the
+    /// v3 API). Overrides the configuration file; default etcd3://127.0.0.1:2379.
+    #[arg(
+        short = 'd',
+        long = "dcs-url",
+        visible_alias = "dcs",
+        env = "DCS_URL",
+        value_name = "URL"
+    )]
+    pub dcs_url: Option<String>,
+
+    /// Do not check certificates of HTTPS REST APIs (accepted for patronictl compatibility; this
+    /// build reaches REST APIs over plain HTTP only).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the members of a cluster.
+    List(ListArgs),
+    /// Print the members as a tree along the replication chain (tag replicatefrom).
+    Topology(TopologyArgs),
+    /// Show the dynamic configuration stored in the DCS.
+    ShowConfig(ClusterArg),
+    /// Change the dynamic configuration stored in the DCS.
+    EditConfig(EditConfigArgs),
+    /// Show the history of failovers and switchovers.
+    History(HistoryArgs),
+    /// Print a libpq connection string for the leader or a chosen member.
+    Dsn(DsnArgs),
+    /// Remove every key of a cluster from the DCS.
+    Remove(RemoveArgs),
+    /// Print the version of ferronictl, and with CLUSTER_NAME that of the members.
+    Version(VersionArgs),
+}
+
+/// `pretty` is the bordered table; the others are for scripts.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Pretty,
+    Tsv,
+    Json,
+    #[value(alias = "yml")]
+    Yaml,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Refresh the output every 2 seconds.
+    #[arg(short = 'W')]
+    pub every_two_seconds: bool,
+    /// Refresh the output every SECONDS seconds.
+    #[arg(short = 'w', long = "watch", value_name = "SECONDS")]
+    pub watch: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Clusters to list; default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_names: Vec<String>,
+    /// Also show pending restart, scheduled restart and tags.
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+    /// Print a timestamp before each table.
+    #[arg(short = 't', long = "timestamp")]
+    pub timestamp: bool,
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: Format,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TopologyArgs {
+    /// Clusters to show; default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_names: Vec<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterArg {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EditConfigArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Do not show the changes.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set a value, e.g. ttl=30 or postgresql.parameters.work_mem=8MB (value read as YAML; empty
+    /// or null deletes the key). Repeatable.
+    #[arg(short = 's', long = "set", value_name = "KEY.PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Set a PostgreSQL parameter: shorthand for -s postgresql.parameters.NAME=VALUE. Repeatable.
+    #[arg(short = 'p', long = "pg", value_name = "NAME=VALUE")]
+    pub pg: Vec<String>,
+    /// Merge the YAML in FILE (- for standard input) into the configuration.
+    #[arg(long = "apply", value_name = "FILE")]
+    pub apply: Option<String>,
+    /// Replace the whole configuration with the YAML in FILE (- for standard input).
+    #[arg(long = "replace", value_name = "FILE")]
+    pub replace: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: Format,
+}
+
+/// Member roles as patronictl names them on its command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleArg {
+    /// The leader-key holder, primary or standby leader.
+    Leader,
+    /// The leader of a cluster that is not a standby cluster.
+    #[value(alias = "master")]
+    Primary,
+    /// The leader of a standby cluster.
+    StandbyLeader,
+    /// Any member that does not hold the leader key.
+    #[value(alias = "standby")]
+    Replica,
+    Any,
+}
+
+#[derive(Args, Debug)]
+pub struct DsnArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Give the DSN of a member with this role (default: leader).
+    #[arg(short = 'r', long = "role", value_enum, conflicts_with = "member")]
+    pub role: Option<RoleArg>,
+    /// Give the DSN of this member.
+    #[arg(short = 'm', long = "member", value_name = "NAME")]
+    pub member: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The cluster to remove (never defaulted, so it is always typed on purpose).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Format of the member table shown before the questions.
+    #[arg(short = 'f', long = "format", value_enum, default_value = "pretty")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Also ask the members of this cluster for their versions (REST API).
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Only these members.
+    #[arg(value_name = "MEMBER_NAME")]
+    pub member_names: Vec<String>,
+}
+
+impl WatchArgs {
+    /// The refresh interval, or `None` for a single run. `-w` wins over `-W` as in patronictl.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match self.watch {
+            // Zero, negative or absurd values mean "no watching", as a zero does in patronictl.
+            Some(s) if s > 0.0 => std::time::Duration::try_from_secs_f64(s).ok(),
+            Some(_) => None,
+            None if self.every_two_seconds => Some(std::time::Duration::from_secs(2)),
+            None => None,
+        }
+    }
+}

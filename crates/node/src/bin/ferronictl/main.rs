@@ -1,0 +1,129 @@
+//! `ferronictl`: the command-line tool for ferroni clusters, a drop-in for `patronictl`. Same
+//! commands, flags, environment variables (`PATRONICTL_CONFIG_FILE`, `DCS_URL`) and output formats;
+//! it reads the cluster from the DCS and writes the dynamic configuration with compare-and-swap.
+//!
+//! Exit codes: 0 success, 1 the operation failed (DCS unreachable, concurrent change, refused
+//! confirmation), 2 usage errors (arguments, configuration file, invalid new configuration). Errors
+//! are one line on stderr; stdout carries only the requested output, so it can be piped.
+
+mod args;
+mod config_cmds;
+mod context;
+mod dcs_url;
+mod diff;
+mod dsn;
+mod editor;
+mod error;
+mod history;
+mod list;
+mod output;
+mod prompt;
+mod remove;
+mod settings;
+mod timestamp;
+mod version;
+mod yaml_in;
+mod yaml_out;
+
+use args::{Cli, Command};
+use clap::Parser;
+use context::Ctl;
+use error::CtlResult;
+use list::ListOptions;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, so scripts can log it; library messages sometimes span several.
+            let text = e.to_string();
+            let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("Error: {}", lines.join(" "));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CtlResult<()> {
+    if let Command::Version(args) = &cli.command
+        && args.cluster_name.is_none()
+    {
+        // Needs no configuration, so it works even when the configuration file is broken.
+        output::print(&version::own());
+        return Ok(());
+    }
+    if cli.insecure {
+        tracing::debug!("--insecure given; it applies to HTTPS REST APIs, which this build does not speak");
+    }
+    let settings = settings::resolve(cli.config_file.as_deref(), cli.dcs_url.as_deref())?;
+    tracing::debug!(?settings.endpoints, namespace = %settings.namespace, "DCS");
+    let ctl = Ctl { settings };
+    match &cli.command {
+        Command::List(a) => {
+            let opts = ListOptions {
+                extended: a.extended,
+                timestamp: a.timestamp,
+                format: a.format,
+                interval: a.watch.interval(),
+                topology: false,
+            };
+            list::run(&ctl, &a.cluster_names, &opts).await
+        }
+        Command::Topology(a) => {
+            let opts = ListOptions {
+                extended: false,
+                timestamp: false,
+                format: args::Format::Pretty,
+                interval: a.watch.interval(),
+                topology: true,
+            };
+            list::run(&ctl, &a.cluster_names, &opts).await
+        }
+        Command::ShowConfig(a) => config_cmds::show(&ctl, a.cluster_name.as_deref()).await,
+        Command::EditConfig(a) => config_cmds::edit(&ctl, a).await,
+        Command::History(a) => history::run(&ctl, a.cluster_name.as_deref(), a.format).await,
+        Command::Dsn(a) => dsn::run(&ctl, a).await,
+        Command::Remove(a) => remove::run(&ctl, a).await,
+        Command::Version(a) => version::run(&ctl, a).await,
+    }
+}
+
+/// patronictl's log level variables (default WARNING), to stderr, colours only on a terminal.
+/// `RUST_LOG` takes over when set.
+fn init_logging() {
+    let level = ["LOGLEVEL", "PATRONI_LOGLEVEL", "PATRONI_LOG_LEVEL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .next_back()
+        .unwrap_or_default();
+    let level = match level.to_ascii_lowercase().as_str() {
+        "debug" => "debug",
+        "info" => "info",
+        "error" | "critical" => "error",
+        _ => "warn",
+    };
+    // Library chatter (h2, tonic) stays at warn even when our own level is lower.
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,ferronictl={level},ferroni_dcs={level},ferroni_config={level}"
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,381 @@
+//! The long actions of `crates/node/src/long_action.rs` on the Postgres model: each is a short
+//! plan of timed phases (initdb then first start; stop then start as a replica; rewind then start;
+//! ...), every phase applies its effect at its instant, and the last one reports the result through
+//! the slot the daemon takes it from. A crash of the node discards the plan; a phase whose
+//! precondition no longer holds (Postgres crashed meanwhile, the clone source went away) fails the
+//! action, as the real step would.
+//!
+//! `Rejoin` models what the decision asks for ("crash recovery if needed, pg_rewind when allowed,
+//! then start as a replica"): WAL written after the fork point is discarded when the node diverged.
+
+use crate::clock::Millis;
+use crate::pgmodel::{Data, Lineage, Pg, Src, common_prefix, diverged_from};
+use crate::world::{Event, World};
+use ferroni_decision::{LongAction, REMOTE_NAME, StopMode, Upstream};
+use ferroni_model::PgRole;
+
+/// The WAL position of a freshly initialised cluster (roughly what initdb leaves).
+const INITDB_LSN: u64 = 0x0200_0000;
+/// How much slower a base backup runs under the slow-clone fault.
+const SLOW_CLONE_FACTOR: u64 = 30;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Initdb,
+    StartPrimary,
+    StartReplica(Option<Src>),
+    CloneFrom(Src),
+    Promote,
+    Stop {
+        clean: bool,
+        to_standby: bool,
+    },
+    Repoint(Option<Src>),
+    /// pg_rewind against this source when the data diverged from it.
+    Rewind(Src),
+    /// Empty the data directory.
+    Wipe,
+    Fail(&'static str),
+}
+
+impl World {
+    /// `LongActions::start`: refuses while another action occupies the slot.
+    pub(crate) fn start_action(&mut self, i: usize, action: LongAction) {
+        let now = self.now();
+        let who = self.nodes[i].name().to_string();
+        if let Some(r) = &self.nodes[i].slot {
+            let line = format!(
+                "not starting {}: {} is still in progress",
+                action.name(),
+                r.action.name()
+            );
+            self.log.push(now, &who, line);
+            return;
+        }
+        self.check_action_start(i, &action);
+        let mut plan = self.plan(i, &action);
+        let id = self.new_action_id();
+        self.log
+            .push(now, &who, format!("background action starts: {}", action.name()));
+        self.nodes[i].slot = Some(crate::node::RunningAction {
+            action,
+            id,
+            result: None,
+        });
+        let (delay, phase) = plan.remove(0);
+        self.clock.schedule(
+            now + delay,
+            Event::Phase {
+                node: i,
+                action: id,
+                phase,
+                rest: plan,
+            },
+        );
+    }
+
+    /// `AbortLongAction`: the background task is cancelled where it stands.
+    pub(crate) fn abort_action(&mut self, i: usize) {
+        if let Some(a) = self.nodes[i].slot.take() {
+            let now = self.now();
+            let who = self.nodes[i].name().to_string();
+            self.log
+                .push(now, &who, format!("background action aborted: {}", a.action.name()));
+        }
+    }
+
+    pub(crate) fn src(&self, u: Option<&Upstream>) -> Option<Src> {
+        let u = u?;
+        if u.name == REMOTE_NAME {
+            return Some(Src::Remote);
+        }
+        self.node_index(&u.name).map(Src::Node)
+    }
+
+    fn stop_ms(&mut self, mode: StopMode) -> Millis {
+        match mode {
+            StopMode::Immediate => self.rng.range(50, 300),
+            StopMode::Fast => self.rng.range(300, 1_500),
+        }
+    }
+
+    fn clone_ms(&self, i: usize, src: Src) -> Millis {
+        let size = match src {
+            Src::Remote => self.remote.as_ref().map_or(0, |d| d.lsn),
+            Src::Node(j) => self.nodes[j].pg.data().map_or(0, |d| d.lsn),
+        };
+        let ms = 1_000 + size * 1_000 / self.nodes[i].spec.clone_rate.max(1);
+        if self.nodes[i].slow_clone {
+            ms * SLOW_CLONE_FACTOR
+        } else {
+            ms
+        }
+    }
+
+    fn plan(&mut self, i: usize, action: &LongAction) -> Vec<(Millis, Phase)> {
+        let start = self.rng.range(300, 1_200);
+        match action {
+            LongAction::Bootstrap => vec![
+                (self.rng.range(500, 1_500), Phase::Initdb),
+                (start, Phase::StartPrimary),
+            ],
+            LongAction::CreateReplica { source, .. } => match self.src(source.as_ref()) {
+                Some(src) => vec![(self.clone_ms(i, src), Phase::CloneFrom(src))],
+                None => vec![(100, Phase::Fail("no replica method works without a leader"))],
+            },
+            LongAction::Reinitialize { source, .. } => match self.src(Some(source)) {
+                Some(src) => vec![
+                    (
+                        self.stop_ms(StopMode::Immediate),
+                        Phase::Stop {
+                            clean: false,
+                            to_standby: false,
+                        },
+                    ),
+                    (10, Phase::Wipe),
+                    (self.clone_ms(i, src), Phase::CloneFrom(src)),
+                ],
+                None => vec![(100, Phase::Fail("unknown reinitialize source"))],
+            },
+            LongAction::StartPrimary => vec![(start, Phase::StartPrimary)],
+            LongAction::StartReplica { upstream } => vec![(start, Phase::StartReplica(self.src(upstream.as_ref())))],
+            LongAction::Promote => vec![(self.rng.range(200, 1_000), Phase::Promote)],
+            LongAction::Demote { mode, upstream } => vec![
+                (
+                    self.stop_ms(*mode),
+                    Phase::Stop {
+                        clean: *mode == StopMode::Fast,
+                        to_standby: true,
+                    },
+                ),
+                (start, Phase::StartReplica(self.src(upstream.as_ref()))),
+            ],
+            LongAction::Follow { upstream } => {
+                vec![(self.rng.range(50, 200), Phase::Repoint(self.src(upstream.as_ref())))]
+            }
+            LongAction::Rejoin { upstream } => match self.src(Some(upstream)) {
+                Some(src) => vec![
+                    (self.rng.range(200, 2_000), Phase::Rewind(src)),
+                    (start, Phase::StartReplica(Some(src))),
+                ],
+                None => vec![(100, Phase::Fail("unknown rejoin upstream"))],
+            },
+            LongAction::Stop { mode } => vec![(
+                self.stop_ms(*mode),
+                Phase::Stop {
+                    clean: *mode == StopMode::Fast,
+                    to_standby: false,
+                },
+            )],
+            LongAction::Restart => {
+                let again = match &self.nodes[i].pg {
+                    Pg::Running {
+                        role: PgRole::Replica,
+                        upstream,
+                        ..
+                    } => Phase::StartReplica(*upstream),
+                    _ => Phase::StartPrimary,
+                };
+                let stop = self.stop_ms(StopMode::Fast);
+                let stop_phase = Phase::Stop {
+                    clean: true,
+                    to_standby: false,
+                };
+                vec![(stop, stop_phase), (start, again)]
+            }
+        }
+    }
+
+    pub(crate) fn run_phase(&mut self, i: usize, id: u64, phase: Phase, mut rest: Vec<(Millis, Phase)>) {
+        let live = self.nodes[i]
+            .slot
+            .as_ref()
+            .is_some_and(|s| s.id == id && s.result.is_none());
+        if !live {
+            return; // the node crashed or the action was aborted
+        }
+        let result = self.apply_phase(i, &phase);
+        if result.is_ok() && !rest.is_empty() {
+            let (delay, next) = rest.remove(0);
+            let at = self.now() + delay;
+            self.clock.schedule(
+                at,
+                Event::Phase {
+                    node: i,
+                    action: id,
+                    phase: next,
+                    rest,
+                },
+            );
+            return;
+        }
+        let n = &mut self.nodes[i];
+        let bootstrap = n.slot.as_ref().is_some_and(|s| s.action == LongAction::Bootstrap);
+        let result = result.map(|_| {
+            if bootstrap {
+                n.pg.data().map(Data::sysid_text)
+            } else {
+                None
+            }
+        });
+        let name = n.slot.as_ref().map_or("", |s| s.action.name());
+        let line = match &result {
+            Ok(_) => format!("background action finished: {name}"),
+            Err(e) => format!("background action failed: {name}: {e}"),
+        };
+        if let Some(s) = &mut n.slot {
+            s.result = Some(result);
+        }
+        let who = n.name().to_string();
+        self.log.push(self.now(), &who, line);
+        self.notify(i);
+    }
+
+    fn apply_phase(&mut self, i: usize, phase: &Phase) -> Result<(), String> {
+        let now = self.now();
+        match phase {
+            Phase::Initdb => {
+                let uid = self.new_uid();
+                self.nodes[i].pg = Pg::Stopped {
+                    data: Data {
+                        lineage: Lineage {
+                            sysid: 7_300_000_000_000_000_000 + uid,
+                            past: vec![],
+                            timeline: 1,
+                            uid,
+                        },
+                        lsn: INITDB_LSN,
+                    },
+                    clean: true,
+                    standby: false,
+                };
+                self.stats.bootstraps += 1;
+                Ok(())
+            }
+            Phase::StartPrimary => {
+                let uid = self.new_uid();
+                let pg = &mut self.nodes[i].pg;
+                match pg {
+                    Pg::Stopped { data, standby, .. } => {
+                        let mut data = data.clone();
+                        if *standby {
+                            // No recovery signal: crash recovery, then a primary on the same
+                            // timeline number, but on WAL history of its own from here on.
+                            data.fork(uid, false);
+                            self.stats.promotions += 1;
+                        }
+                        *pg = running(data, PgRole::Primary, None, now);
+                        Ok(())
+                    }
+                    Pg::Running {
+                        role: PgRole::Primary, ..
+                    } => Ok(()),
+                    Pg::Running { .. } => Err("another server is running in the data directory".into()),
+                    _ => Err("no data directory".into()),
+                }
+            }
+            Phase::StartReplica(upstream) => match &self.nodes[i].pg {
+                Pg::Stopped { data, .. } => {
+                    self.nodes[i].pg = running(data.clone(), PgRole::Replica, *upstream, now);
+                    Ok(())
+                }
+                Pg::Running { .. } => Err("another server is running in the data directory".into()),
+                _ => Err("no data directory".into()),
+            },
+            Phase::CloneFrom(src) => match self.stream_source(i, *src) {
+                Some(data) => {
+                    self.nodes[i].pg = running(data, PgRole::Replica, Some(*src), now);
+                    Ok(())
+                }
+                None => {
+                    self.nodes[i].pg = Pg::NoData;
+                    Err(format!(
+                        "pg_basebackup from {} failed: not reachable or not running",
+                        self.host(*src)
+                    ))
+                }
+            },
+            Phase::Promote => {
+                let uid = self.new_uid();
+                match &mut self.nodes[i].pg {
+                    Pg::Running {
+                        data,
+                        role: role @ PgRole::Replica,
+                        upstream,
+                        ..
+                    } => {
+                        data.fork(uid, true);
+                        *role = PgRole::Primary;
+                        *upstream = None;
+                        self.stats.promotions += 1;
+                        Ok(())
+                    }
+                    _ => Err("server is not in standby mode".into()),
+                }
+            }
+            Phase::Stop { clean, to_standby } => {
+                let pg = &mut self.nodes[i].pg;
+                if let Pg::Running { data, role, .. } = pg {
+                    let standby = *to_standby || *role == PgRole::Replica;
+                    *pg = Pg::Stopped {
+                        data: data.clone(),
+                        clean: *clean,
+                        standby,
+                    };
+                } else if let (Pg::Stopped { standby, .. }, true) = (pg, *to_standby) {
+                    *standby = true;
+                }
+                Ok(())
+            }
+            Phase::Repoint(upstream) => match &mut self.nodes[i].pg {
+                Pg::Running {
+                    role: PgRole::Replica,
+                    upstream: current,
+                    ..
+                } => {
+                    *current = *upstream;
+                    Ok(())
+                }
+                _ => Err("postgres is not running as a replica".into()),
+            },
+            Phase::Rewind(src) => self.rewind(i, *src),
+            Phase::Wipe => {
+                self.nodes[i].pg = Pg::NoData;
+                Ok(())
+            }
+            Phase::Fail(why) => Err((*why).to_string()),
+        }
+    }
+
+    /// pg_rewind: a stopped data directory that holds WAL its new upstream does not have goes back
+    /// to the fork point and takes the upstream's timeline history. Needs the source running.
+    fn rewind(&mut self, i: usize, src: Src) -> Result<(), String> {
+        let source = self.stream_source(i, src);
+        let Pg::Stopped { data, standby, .. } = &mut self.nodes[i].pg else {
+            return Err("pg_rewind needs a stopped server".into());
+        };
+        let Some(source) = source else {
+            return Err("pg_rewind: the source server is not reachable".into());
+        };
+        if data.lineage.sysid != source.lineage.sysid {
+            return Err("pg_rewind: source and target clusters are from different systems".into());
+        }
+        if diverged_from(data, &source) {
+            data.lsn = common_prefix(data, &source);
+            data.lineage = source.lineage.clone();
+            self.stats.rewinds += 1;
+        }
+        *standby = true;
+        Ok(())
+    }
+}
+
+fn running(data: Data, role: PgRole, upstream: Option<Src>, since: Millis) -> Pg {
+    Pg::Running {
+        data,
+        role,
+        upstream,
+        streaming: false,
+        since,
+    }
+}
