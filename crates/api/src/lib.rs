@@ -42,4 +42,4 @@ pub mod timestamp;
 
 pub use control::{ApiError, NodeControl, RestartRequest};
 pub use server::{ApiState, ConfigValidator, router, serve};
-pub use snapshot::{NodeSnapshot, PgStatus, Published, ReplicationConn, SnapshotHandle, Xlog, states};
+pub use snapshot::{ExtraMetric, NodeSnapshot, PgStatus, Published, ReplicationConn, SnapshotHandle, Xlog, states};

@@ -280,6 +280,9 @@ pub fn render(s: &NodeSnapshot) -> String {
     let _ = writeln!(o.text, "# Values: {}", values.join(", "));
     let _ = writeln!(o.text, "# TYPE patroni_postgres_state gauge");
     let _ = writeln!(o.text, "patroni_postgres_state{labels} {}", states::index(&s.state));
+    for m in &s.metrics {
+        o.metric(m.name, m.kind, m.help, m.value);
+    }
     o.text
 }
 

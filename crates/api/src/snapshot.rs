@@ -151,6 +151,17 @@ pub struct NodeSnapshot {
     /// Merged into the status JSON (ferroni extensions such as progress and last error). Keys that
     /// collide with Patroni's own fields are dropped so the contract fields cannot be overridden.
     pub extra: Map<String, Value>,
+    /// ferroni's own metrics (`ferroni_*`), rendered after Patroni's in `/metrics`.
+    pub metrics: Vec<ExtraMetric>,
+}
+
+/// One ferroni metric sample: name, Prometheus type, help text and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraMetric {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+    pub value: f64,
 }
 
 impl Default for NodeSnapshot {
@@ -182,6 +193,7 @@ impl Default for NodeSnapshot {
             last_cycle: None,
             wal_receiver_latest_end_lsn: None,
             extra: Map::new(),
+            metrics: Vec::new(),
         }
     }
 }

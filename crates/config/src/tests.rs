@@ -1219,3 +1219,24 @@ proptest! {
         let _ = load_from_env(&e);
     }
 }
+
+#[test]
+fn basebackup_retries_are_configurable() {
+    let c = ok(&with_postgresql(
+        "  basebackup_attempts: 5\n  basebackup_retry_delay: 30\n",
+    ))
+    .config;
+    assert_eq!(
+        (c.postgresql.basebackup_attempts, c.postgresql.basebackup_retry_delay),
+        (5, 30)
+    );
+    let c = ok(&with_postgresql("")).config;
+    assert_eq!(
+        (c.postgresql.basebackup_attempts, c.postgresql.basebackup_retry_delay),
+        (2, 5)
+    );
+    assert_eq!(
+        err(&with_postgresql("  basebackup_attempts: 0\n")),
+        "postgresql.basebackup_attempts: expected an integer >= 1, got 0"
+    );
+}

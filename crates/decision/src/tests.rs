@@ -52,6 +52,8 @@ fn config(name: &str) -> Config {
             create_replica_methods: vec![],
             replica_methods: BTreeMap::new(),
             basebackup: vec![],
+            basebackup_attempts: 2,
+            basebackup_retry_delay: 5,
             use_unix_socket: false,
             pg_ctl_timeout: 60,
             callbacks: BTreeMap::new(),

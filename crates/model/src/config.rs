@@ -119,6 +119,10 @@ pub struct PostgresqlConfig {
     pub replica_methods: BTreeMap<String, ReplicaMethod>,
     /// `postgresql.basebackup` options in order (`max-rate`, `Some("100M")`).
     pub basebackup: Vec<(String, Option<String>)>,
+    /// ferroni extension: pg_basebackup attempts per replica creation (Patroni: always 2).
+    pub basebackup_attempts: u32,
+    /// ferroni extension: seconds between pg_basebackup attempts (Patroni: always 5).
+    pub basebackup_retry_delay: u32,
     pub use_unix_socket: bool,
     pub pg_ctl_timeout: u32,
     pub callbacks: BTreeMap<String, String>,

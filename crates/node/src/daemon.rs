@@ -33,6 +33,7 @@ pub struct Daemon {
     pub http: reqwest::Client,
     callbacks: Callbacks,
     fencing: Fencing,
+    metrics: crate::metrics::LoopMetrics,
     requests: mpsc::Receiver<Pending>,
     /// A restart answers when it has finished, not when it starts.
     restart_reply: Option<Reply>,
@@ -62,6 +63,7 @@ impl Daemon {
         Daemon {
             callbacks: Callbacks::new(&cfg),
             fencing: Fencing::start(&cfg),
+            metrics: Default::default(),
             cfg,
             dynamic,
             dcs,
@@ -105,8 +107,12 @@ impl Daemon {
     }
 
     async fn cycle(&mut self) -> CycleEnd {
+        let cycle_started = Instant::now();
         let finished = self.long.take_finished();
+        let dcs_started = Instant::now();
         let cluster = self.load_cluster().await;
+        self.metrics
+            .dcs_read(dcs_started.elapsed(), cluster.as_ref().and_then(|c| c.leader_name()));
         self.refresh_dynamic(cluster.as_ref());
         let probe = self.long.pg.probe().await;
         let mut exec = Executor::new(self.dcs.clone(), &self.cfg, &self.dynamic);
@@ -171,6 +177,7 @@ impl Daemon {
         if let Some(event) = finished.as_ref().and_then(callback_for) {
             self.callbacks.fire(event, decision.role);
         }
+        self.metrics.cycle(cycle_started.elapsed());
         self.publish(cluster.as_ref(), &probe, &decision, &exec).await;
         self.last_role = decision.role;
         CycleEnd::Continue
@@ -279,6 +286,8 @@ impl Daemon {
             exec.holds_lock(cluster, &self.cfg.name),
             &self.dynamic,
         );
+        let progress_now = self.long.pg.progress.snapshot();
+        let progress = progress_now.as_ref().and_then(|p| serde_json::to_value(p).ok());
         if cluster.is_some() {
             let mut data = member::member_data(&self.cfg, &probe.state, role, state);
             if matches!(action, ferroni_decision::ActionStatus::Running(LongAction::Promote)) {
@@ -291,6 +300,9 @@ impl Daemon {
             }
             if self.dynamic.pause {
                 data.pause = Some(true);
+            }
+            if let Some(p) = &progress {
+                data.extra.insert("progress".into(), p.clone());
             }
             let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout));
             match tokio::time::timeout(timeout, self.dcs.touch_member(&data)).await {
@@ -309,6 +321,8 @@ impl Daemon {
             state,
             is_leader: holds,
             dcs_last_seen: self.dcs_last_seen,
+            progress: progress.as_ref(),
+            metrics: self.metrics.samples(progress_now.as_ref()),
             last_error: self.memory.last_error.as_deref(),
             action: &action,
         }));

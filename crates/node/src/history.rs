@@ -36,57 +36,6 @@ pub fn merged(cluster: &ClusterView, data_dir: &Path, timeline: u32, me: &str, n
     changed.then_some(lines)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_postgres_history() {
-        let parsed =
-            parse_history_file("1\t0/3000140\tno recovery target specified\n\n2\t0/5000000\tat restore point\n");
-        assert_eq!(
-            parsed,
-            vec![
-                (1, 0x3000140, "no recovery target specified".into()),
-                (2, 0x5000000, "at restore point".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn appends_only_new_timelines() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pg_wal")).unwrap();
-        std::fs::write(
-            dir.path().join("pg_wal/00000003.history"),
-            "1\t0/3000140\tno recovery target specified\n2\t0/4000000\tno recovery target specified\n",
-        )
-        .unwrap();
-        let mut view = ClusterView::default();
-        view.history = Some(vec![HistoryLine(
-            1,
-            0x3000140,
-            "no recovery target specified".into(),
-            None,
-            None,
-        )]);
-        let lines = merged(&view, dir.path(), 3, "n2", "2026-11-22T00:00:00+00:00").unwrap();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(
-            lines[1],
-            HistoryLine(
-                2,
-                0x4000000,
-                "no recovery target specified".into(),
-                Some("2026-11-22T00:00:00+00:00".into()),
-                Some("n2".into())
-            )
-        );
-        view.history = Some(lines);
-        assert!(merged(&view, dir.path(), 3, "n2", "x").is_none());
-    }
-}
-
 /// The current UTC time as Patroni writes it in history lines (`2026-11-22T10:00:00.123+00:00`).
 pub fn now_iso() -> String {
     let now = std::time::SystemTime::now()
@@ -115,4 +64,57 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_postgres_history() {
+        let parsed =
+            parse_history_file("1\t0/3000140\tno recovery target specified\n\n2\t0/5000000\tat restore point\n");
+        assert_eq!(
+            parsed,
+            vec![
+                (1, 0x3000140, "no recovery target specified".into()),
+                (2, 0x5000000, "at restore point".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn appends_only_new_timelines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pg_wal")).unwrap();
+        std::fs::write(
+            dir.path().join("pg_wal/00000003.history"),
+            "1\t0/3000140\tno recovery target specified\n2\t0/4000000\tno recovery target specified\n",
+        )
+        .unwrap();
+        let mut view = ClusterView {
+            history: Some(vec![HistoryLine(
+                1,
+                0x3000140,
+                "no recovery target specified".into(),
+                None,
+                None,
+            )]),
+            ..Default::default()
+        };
+        let lines = merged(&view, dir.path(), 3, "n2", "2026-11-22T00:00:00+00:00").unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[1],
+            HistoryLine(
+                2,
+                0x4000000,
+                "no recovery target specified".into(),
+                Some("2026-11-22T00:00:00+00:00".into()),
+                Some("n2".into())
+            )
+        );
+        view.history = Some(lines);
+        assert!(merged(&view, dir.path(), 3, "n2", "x").is_none());
+    }
 }

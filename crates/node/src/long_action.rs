@@ -3,6 +3,7 @@
 //! stop cannot happen; the HA loop keeps running (and renewing the lock) while it works, and is
 //! woken when it ends.
 
+use crate::progress::{Tracker, watch_dir};
 use ferroni_decision::{ActionResult, ActionStatus, LongAction, REMOTE_NAME, StopMode, Upstream};
 use ferroni_model::{BootstrapMethod, ClusterView, Config, DynamicConfig, PgState, slot_name};
 use ferroni_postgres::conf::{self, ConfRole, StandbyParams};
@@ -27,6 +28,8 @@ pub struct Pg {
     tools_dir: PathBuf,
     /// What the background action is doing right now, for `/patroni` (`starting after custom bootstrap`).
     phase: RwLock<Option<&'static str>>,
+    /// Progress of the current (or last) image build.
+    pub progress: Tracker,
 }
 
 impl Pg {
@@ -159,6 +162,7 @@ impl LongActions {
             dynamic: RwLock::new(dynamic),
             tools_dir,
             phase: RwLock::new(None),
+            progress: Tracker::default(),
         };
         LongActions {
             pg: Arc::new(pg),
@@ -516,6 +520,23 @@ async fn wait_for_primary(pg: &Pg) -> Result<(), String> {
     }
 }
 
+/// pg_basebackup attempts as configured, reporting progress and retries to the tracker.
+fn clone_options(pg: &Pg) -> CloneOptions {
+    let done = pg.progress.clone();
+    let retried = pg.progress.clone();
+    CloneOptions {
+        attempts: pg.cfg.postgresql.basebackup_attempts,
+        retry_delay: Duration::from_secs(u64::from(pg.cfg.postgresql.basebackup_retry_delay)),
+        progress: true,
+        on_progress: Some(Box::new(move |p| {
+            done.update(p.done_kb * 1024, Some(p.total_kb * 1024))
+        })),
+        on_retry: Some(Box::new(move |attempt, e, delay| {
+            retried.retry(attempt, &e.to_string(), delay)
+        })),
+    }
+}
+
 /// Runs the methods in order until one succeeds, then starts following the source.
 async fn create_replica(pg: &Pg, source: Option<&Upstream>, methods: &[String]) -> Outcome {
     let target = source
@@ -530,12 +551,14 @@ async fn create_replica(pg: &Pg, source: Option<&Upstream>, methods: &[String]) 
     pg.control.ensure_data_dir().await.map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
     for name in methods {
+        let source_name = source.map(|u| u.name.as_str());
+        pg.progress.start(name, source_name);
         let result = if name == "basebackup" {
             let Some(conninfo) = &clone_conninfo else {
                 continue;
             };
             pg.control
-                .basebackup(conninfo, &pg.cfg.postgresql.basebackup, CloneOptions::default())
+                .basebackup(conninfo, &pg.cfg.postgresql.basebackup, clone_options(pg))
                 .await
         } else {
             let Some(method) = pg.cfg.postgresql.replica_methods.get(name) else {
@@ -545,10 +568,15 @@ async fn create_replica(pg: &Pg, source: Option<&Upstream>, methods: &[String]) 
             if clone_conninfo.is_none() && !method.no_leader {
                 continue;
             }
-            pg.control
+            let watcher = watch_dir(pg.progress.clone(), pg.control.data_dir().to_path_buf());
+            let result = pg
+                .control
                 .run_replica_method(method, clone_conninfo.as_deref(), &pg.tools_dir)
-                .await
+                .await;
+            watcher.abort();
+            result
         };
+        pg.progress.finish(result.is_ok());
         match result {
             Ok(()) => {
                 info!("replica created with method {name}");

@@ -20,6 +20,8 @@ pub struct Inputs<'a> {
     pub dcs_last_seen: Option<u64>,
     pub last_error: Option<&'a str>,
     pub action: &'a ActionStatus,
+    pub progress: Option<&'a Value>,
+    pub metrics: Vec<ferroni_api::ExtraMetric>,
 }
 
 pub fn build(i: Inputs) -> NodeSnapshot {
@@ -29,6 +31,9 @@ pub fn build(i: Inputs) -> NodeSnapshot {
     }
     if let ActionStatus::Running(a) = i.action {
         extra.insert("action".into(), Value::String(a.name().to_string()));
+    }
+    if let Some(p) = i.progress {
+        extra.insert("progress".into(), p.clone());
     }
     NodeSnapshot {
         name: i.cfg.name.clone(),
@@ -58,6 +63,7 @@ pub fn build(i: Inputs) -> NodeSnapshot {
             .and_then(|w| w.latest_end_lsn)
             .map(|l| l.0),
         extra,
+        metrics: i.metrics,
         ..NodeSnapshot::default()
     }
 }

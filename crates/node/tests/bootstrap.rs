@@ -86,7 +86,7 @@ fn three_nodes_started_at_once_run_initdb_exactly_once() {
         let streaming = view
             .members
             .iter()
-            .filter(|m| m.data.replication_state.as_deref() == Some("streaming"))
+            .filter(|m| m.data.replication_state.as_deref() == Some("streaming") && m.data.state == "running")
             .count();
         view.leader.is_some() && running == 3 && streaming == 2
     })

@@ -16,7 +16,7 @@ fn wait_streaming(c: &TestCluster, count: usize) {
         let view = c.load();
         view.members
             .iter()
-            .filter(|m| m.data.replication_state.as_deref() == Some("streaming"))
+            .filter(|m| m.data.replication_state.as_deref() == Some("streaming") && m.data.state == "running")
             .count()
             == count
     })

@@ -115,7 +115,11 @@ pub struct CloneOptions {
     /// Add `--progress` (unless the options already have it) so progress can be reported.
     pub progress: bool,
     pub on_progress: Option<ProgressHook>,
+    /// Told about a failed attempt (attempt number, error, delay before the next one).
+    pub on_retry: Option<RetryHook>,
 }
+
+pub type RetryHook = Box<dyn FnMut(u32, &PgError, Duration) + Send>;
 
 impl Default for CloneOptions {
     fn default() -> Self {
@@ -124,6 +128,7 @@ impl Default for CloneOptions {
             retry_delay: Duration::from_secs(5),
             progress: true,
             on_progress: None,
+            on_retry: None,
         }
     }
 }
@@ -616,6 +621,7 @@ impl PgControl {
             last_logged: None,
         }));
         let attempts = opts.attempts.max(1);
+        let mut on_retry = opts.on_retry;
         let mut last_error = None;
         for attempt in 1..=attempts {
             self.empty_data_dir().await.map_err(fail)?;
@@ -650,6 +656,15 @@ impl PgControl {
                 }
             }
             if attempt < attempts {
+                tracing::info!(
+                    attempt = attempt + 1,
+                    attempts,
+                    "next pg_basebackup attempt in {} s",
+                    opts.retry_delay.as_secs()
+                );
+                if let (Some(hook), Some(e)) = (on_retry.as_mut(), last_error.as_ref()) {
+                    hook(attempt, e, opts.retry_delay);
+                }
                 tokio::time::sleep(opts.retry_delay).await;
             }
         }

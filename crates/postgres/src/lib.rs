@@ -30,7 +30,7 @@ mod client;
 mod fsutil;
 
 pub use conf::{ConfInput, ConfRole, PgpassEntry, RenderedConf, SignalFile, StandbyParams};
-pub use control::{BasebackupProgress, CloneOptions, PgControl, StopMode, StopOutcome};
+pub use control::{BasebackupProgress, CloneOptions, PgControl, RetryHook, StopMode, StopOutcome};
 pub use controldata::ControlData;
 pub use error::{CloneError, PgError};
 pub use probe::{Probe, Prober, ReplicationRow, WalReceiver, probe};

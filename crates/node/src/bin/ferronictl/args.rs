@@ -63,6 +63,26 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Print the version of ferronictl, and with CLUSTER_NAME that of the members.
     Version(VersionArgs),
+    /// Hand the leader role to a healthy replica, now or at a scheduled time.
+    Switchover(SwitchoverArgs),
+    /// Promote a chosen member, also when the cluster has no leader.
+    Failover(FailoverArgs),
+    /// Restart PostgreSQL on members.
+    Restart(RestartArgs),
+    /// Rebuild replicas from scratch (wipe the data directory and clone again).
+    Reinit(ReinitArgs),
+    /// Make members re-read their configuration (like SIGHUP).
+    Reload(ReloadArgs),
+    /// Discard a scheduled switchover or scheduled restarts.
+    Flush(FlushArgs),
+    /// Put the cluster into maintenance mode: no automatic failover, PostgreSQL left alone.
+    Pause(PauseArgs),
+    /// Leave maintenance mode.
+    Resume(PauseArgs),
+    /// Turn the cluster into a standby cluster replicating from another one.
+    DemoteCluster(DemoteClusterArgs),
+    /// Turn a standby cluster into a standalone cluster with a primary.
+    PromoteCluster(PromoteClusterArgs),
 }
 
 /// `pretty` is the bordered table; the others are for scripts.
@@ -200,6 +220,180 @@ pub struct VersionArgs {
     /// Only these members.
     #[arg(value_name = "MEMBER_NAME")]
     pub member_names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SwitchoverArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// The current leader (default: asked, or with --force the current leader).
+    #[arg(long = "leader", visible_alias = "primary", alias = "master", value_name = "NAME")]
+    pub leader: Option<String>,
+    /// The member to become leader (default: asked, or with --force the best replica).
+    #[arg(long, value_name = "NAME")]
+    pub candidate: Option<String>,
+    /// When: `now`, or a timestamp such as 2026-11-22T12:00 (local time unless it has an offset).
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub scheduled: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FailoverArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// The member to promote.
+    #[arg(long, value_name = "NAME")]
+    pub candidate: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Members to restart (default: all members with --role).
+    #[arg(value_name = "MEMBER_NAME")]
+    pub member_names: Vec<String>,
+    /// Restart only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: RoleArg,
+    /// Restart a single member only, picked at random among the selected ones.
+    #[arg(long = "any")]
+    pub any: bool,
+    /// Scheduled restarts are not supported by ferroni; only `now` is accepted.
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub scheduled: Option<String>,
+    /// Restart only if the running PostgreSQL version is older than this (e.g. 16.4).
+    #[arg(long = "pg-version", value_name = "VERSION")]
+    pub pg_version: Option<String>,
+    /// Restart only members with a pending restart.
+    #[arg(long)]
+    pub pending: bool,
+    /// Give up (and let a failover happen if needed) when the restart takes longer, e.g. 60 or 2min.
+    #[arg(long, value_name = "TIMEOUT")]
+    pub timeout: Option<String>,
+    /// Do not ask for confirmation at any point.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReinitArgs {
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Replicas to rebuild.
+    #[arg(value_name = "MEMBER_NAME")]
+    pub member_names: Vec<String>,
+    /// Do not ask for confirmation, and cancel a task already running on the member.
+    #[arg(long)]
+    pub force: bool,
+    /// Take the base backup from the leader (not from a `clonefrom` member).
+    #[arg(long = "from-leader")]
+    pub from_leader: bool,
+    /// Wait until the rebuild has finished.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Members to reload (default: all members with --role).
+    #[arg(value_name = "MEMBER_NAME")]
+    pub member_names: Vec<String>,
+    /// Reload only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: RoleArg,
+    /// Do not ask for confirmation at any point.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What `flush` discards.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushTarget {
+    Restart,
+    Switchover,
+}
+
+#[derive(Args, Debug)]
+pub struct FlushArgs {
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// Members whose scheduled restart is discarded (restart only; default: all with --role).
+    #[arg(value_name = "MEMBER_NAME")]
+    pub member_names: Vec<String>,
+    #[arg(value_name = "TARGET", value_enum, required = true)]
+    pub target: FlushTarget,
+    /// Only members with this role.
+    #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
+    pub role: RoleArg,
+    /// Do not ask for confirmation at any point.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Wait until every member has taken the change.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoteClusterArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Address of the remote node to replicate from.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port of the remote node.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Command that restores WAL from the remote cluster's archive.
+    #[arg(long = "restore-command", value_name = "COMMAND")]
+    pub restore_command: Option<String>,
+    /// Replication slot on the remote node.
+    #[arg(long = "primary-slot-name", value_name = "NAME")]
+    pub primary_slot_name: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PromoteClusterArgs {
+    /// Default: scope from the configuration file.
+    #[arg(value_name = "CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl RoleArg {
+    /// The name patronictl prints in messages such as "No replica among provided members".
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleArg::Leader => "leader",
+            RoleArg::Primary => "primary",
+            RoleArg::StandbyLeader => "standby-leader",
+            RoleArg::Replica => "replica",
+            RoleArg::Any => "any",
+        }
+    }
 }
 
 impl WatchArgs {

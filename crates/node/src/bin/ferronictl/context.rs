@@ -1,8 +1,9 @@
-//! What every command needs: the resolved settings, the cluster name to act on, and a DCS client
-//! for that cluster. The CLI never takes a lease: it reads, and writes only with compare-and-swap
+//! What every command needs: the resolved settings, the cluster name to act on, a DCS client for
+//! that cluster, and a client for the members' REST APIs. The CLI never takes a lease: it reads, and writes only with compare-and-swap
 //! (or deletes, for `remove`), so its identity is a placeholder name.
 
 use crate::error::{CtlError, CtlResult};
+use crate::rest::Rest;
 use crate::settings::Settings;
 use ferroni_dcs::{EtcdDcs, NodeIdentity};
 use std::time::Duration;
@@ -58,5 +59,10 @@ impl Ctl {
             identity,
         )
         .map_err(|e| CtlError::usage(e.to_string()))
+    }
+
+    /// A REST API client carrying the configured credentials.
+    pub fn rest(&self) -> CtlResult<Rest> {
+        Rest::new(self.settings.rest_auth.clone())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{CtlError, CtlResult};
 use crate::output;
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 
 /// Asks until a non-empty line arrives, as click's `prompt` does; end of input aborts.
 pub fn ask(question: &str) -> CtlResult<String> {
@@ -39,4 +39,33 @@ pub fn confirm(question: &str) -> CtlResult<bool> {
         output::print("\n");
     }
     Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// click's `prompt(question, default=…)`: `question [default]: `; an empty line takes the default,
+/// end of input aborts.
+pub fn ask_default(question: &str, default: &str) -> CtlResult<String> {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    output::print(&format!("{question} [{default}]: "));
+    let read = stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CtlError::failed(format!("cannot read the answer from standard input: {e}")))?;
+    if read == 0 {
+        output::print("\n");
+        return Err(CtlError::failed("Aborted: no answer on standard input"));
+    }
+    let answer = line.trim();
+    Ok(if answer.is_empty() { default } else { answer }.to_string())
+}
+
+/// Commands that ask questions unless `--force` refuse up front when nobody can answer them, rather
+/// than taking a closed or piped standard input as "no".
+pub fn require_terminal(force: bool, command: &str) -> CtlResult<()> {
+    if force || std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(CtlError::failed(format!(
+        "{command} asks for confirmation, which needs a terminal on standard input; use --force to proceed without questions"
+    )))
 }

@@ -1,5 +1,6 @@
 //! What ferronictl takes from its configuration file and `-d`: the default cluster name (`scope`),
-//! the namespace, the etcd endpoints and etcd credentials.
+//! the namespace, the etcd endpoints and etcd credentials, and the Basic-auth credentials for the
+//! members' REST APIs (`ctl.authentication`, else `restapi.authentication`, as patronictl does).
 //!
 //! The file is usually a node's full configuration, which the daemon's loader validates; but
 //! patronictl users also keep small files with just `scope` and the DCS section, which that loader
@@ -25,6 +26,8 @@ pub struct Settings {
     pub namespace: String,
     pub endpoints: Vec<String>,
     pub etcd_user: Option<(String, String)>,
+    /// Username and password sent with every REST API request.
+    pub rest_auth: Option<(String, String)>,
 }
 
 /// The keys read from a configuration file, before `-d` is applied.
@@ -34,6 +37,7 @@ struct FromFile {
     namespace: Option<String>,
     endpoints: Vec<String>,
     etcd_user: Option<(String, String)>,
+    rest_auth: Option<(String, String)>,
     /// A Patroni DCS section ferroni cannot use, named for the error message.
     other_dcs: Option<String>,
 }
@@ -81,6 +85,7 @@ fn combine(file: FromFile, dcs_url: Option<&str>) -> CtlResult<Settings> {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         endpoints,
         etcd_user: file.etcd_user,
+        rest_auth: file.rest_auth,
     })
 }
 
@@ -100,11 +105,17 @@ fn read_file(path: &Path) -> CtlResult<FromFile> {
                 .username
                 .clone()
                 .map(|u| (u, c.etcd3.password.clone().unwrap_or_default()));
+            let rest_auth = c
+                .ctl
+                .authentication
+                .or(c.restapi.authentication)
+                .map(|a| (a.username, a.password.unwrap_or_default()));
             Ok(FromFile {
                 scope: Some(c.scope).filter(|s| !s.is_empty()),
                 namespace: Some(c.namespace),
                 endpoints: c.etcd3.endpoints(),
                 etcd_user,
+                rest_auth,
                 other_dcs: None,
             })
         }
@@ -188,6 +199,24 @@ fn lenient(root: &Value, env: &BTreeMap<String, String>) -> Result<FromFile, Str
 
     let username = var("PATRONI_ETCD3_USERNAME").or(text(etcd3.and_then(|e| e.get("username")), "etcd3.username")?);
     let password = var("PATRONI_ETCD3_PASSWORD").or(text(etcd3.and_then(|e| e.get("password")), "etcd3.password")?);
+    // patronictl's PatroniRequest: the ctl section's credentials, else the REST API's own.
+    let mut rest_auth = None;
+    for section in ["ctl", "restapi"] {
+        let auth = root.get(section).and_then(|s| s.get("authentication"));
+        let upper = section.to_ascii_uppercase();
+        let username = var(&format!("PATRONI_{upper}_USERNAME")).or(text(
+            auth.and_then(|a| a.get("username")),
+            &format!("{section}.authentication.username"),
+        )?);
+        let password = var(&format!("PATRONI_{upper}_PASSWORD")).or(text(
+            auth.and_then(|a| a.get("password")),
+            &format!("{section}.authentication.password"),
+        )?);
+        if let Some(username) = username.filter(|u| !u.is_empty()) {
+            rest_auth = Some((username, password.unwrap_or_default()));
+            break;
+        }
+    }
     let other_dcs = (etcd3.is_none())
         .then(|| {
             OTHER_DCS
@@ -201,6 +230,7 @@ fn lenient(root: &Value, env: &BTreeMap<String, String>) -> Result<FromFile, Str
         namespace,
         endpoints: hosts,
         etcd_user: username.map(|u| (u, password.unwrap_or_default())),
+        rest_auth,
         other_dcs,
     })
 }
@@ -235,6 +265,26 @@ mod tests {
         let f = lenient(&json!({"etcd3": {"host": "a:1"}}), &no_env()).expect("valid");
         assert_eq!(f.endpoints, vec!["a:1"]);
         assert!(lenient(&json!({"scope": ["x"]}), &no_env()).is_err());
+    }
+
+    #[test]
+    fn rest_api_credentials() {
+        let both = json!({
+            "ctl": {"authentication": {"username": "ctl", "password": "c"}},
+            "restapi": {"authentication": {"username": "api", "password": "a"}},
+        });
+        let f = lenient(&both, &no_env()).expect("valid");
+        assert_eq!(f.rest_auth, Some(("ctl".into(), "c".into())));
+        let api_only = json!({"restapi": {"authentication": {"username": "api", "password": 7}}});
+        let f = lenient(&api_only, &no_env()).expect("valid");
+        assert_eq!(f.rest_auth, Some(("api".into(), "7".into())));
+        assert_eq!(lenient(&json!({}), &no_env()).expect("valid").rest_auth, None);
+        let env: BTreeMap<String, String> = [("PATRONI_CTL_USERNAME", "envuser"), ("PATRONI_CTL_PASSWORD", "envpw")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let f = lenient(&both, &env).expect("valid");
+        assert_eq!(f.rest_auth, Some(("envuser".into(), "envpw".into())));
     }
 
     #[test]
@@ -288,7 +338,8 @@ mod tests {
         std::fs::write(
             &full,
             "name: pg1\nscope: demo\nnamespace: /ns\nrestapi:\n  listen: 10.0.0.1:8008\netcd3:\n  hosts: 10.0.0.5:2379\n  \
-             username: root\n  password: secret\npostgresql:\n  listen: 10.0.0.1:5432\n  data_dir: /data/pg\n",
+             username: root\n  password: secret\npostgresql:\n  listen: 10.0.0.1:5432\n  data_dir: /data/pg\n\
+             ctl:\n  authentication:\n    username: admin\n    password: pw\n",
         )
         .expect("write");
         let s = resolve(Some(&full), None).expect("valid");
@@ -296,6 +347,7 @@ mod tests {
         assert_eq!(s.namespace.trim_matches('/'), "ns");
         assert_eq!(s.endpoints, vec!["http://10.0.0.5:2379"]);
         assert_eq!(s.etcd_user, Some(("root".into(), "secret".into())));
+        assert_eq!(s.rest_auth, Some(("admin".into(), "pw".into())));
 
         let conf_d = dir.path().join("conf.d");
         std::fs::create_dir(&conf_d).expect("mkdir");
