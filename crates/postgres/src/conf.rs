@@ -669,6 +669,8 @@ pub(crate) mod tests {
             create_replica_methods: vec![],
             replica_methods: BTreeMap::new(),
             basebackup: vec![],
+            basebackup_attempts: 2,
+            basebackup_retry_delay: 5,
             use_unix_socket: true,
             pg_ctl_timeout: 60,
             callbacks: BTreeMap::new(),

@@ -79,6 +79,8 @@ pub fn pg_config(dir: &Path, port: u16) -> PostgresqlConfig {
         create_replica_methods: vec![],
         replica_methods: BTreeMap::new(),
         basebackup: vec![],
+        basebackup_attempts: 2,
+        basebackup_retry_delay: 5,
         use_unix_socket: true,
         pg_ctl_timeout: 60,
         callbacks: BTreeMap::new(),
