@@ -33,7 +33,6 @@ pub mod cluster;
 pub mod control;
 mod handlers;
 pub mod health;
-pub mod merge;
 pub mod metrics;
 pub mod server;
 pub mod snapshot;

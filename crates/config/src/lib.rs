@@ -13,7 +13,6 @@ mod load;
 mod local;
 mod methods;
 mod patch;
-mod shellwords;
 mod walk;
 mod yaml;
 
@@ -21,10 +20,10 @@ pub use dynamic::{MIN_TTL, parse_dynamic, validate_dynamic};
 pub use env::{CONFIGURATION_VAR, env_overrides, process_env, scrub_process_env};
 pub use error::ConfigError;
 pub use etcd::DEFAULT_ETCD_PORT;
+pub use ferroni_model::shellwords::split as split_command;
 pub use load::{Loaded, load_file, load_file_with_env, load_from_env, parse_str};
 pub use local::DEFAULT_BIN_DIR;
 pub use patch::{merge_patch, set_path};
-pub use shellwords::split as split_command;
 
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,9 @@
 
 use crate::dynamic::name_list;
 use crate::error::ConfigError;
-use crate::shellwords;
 use crate::walk::{At, join, opt_with};
 use crate::yaml::{Node, quote};
+use ferroni_model::shellwords;
 use ferroni_model::{BootstrapMethod, CustomBootstrap, ReplicaMethod};
 use std::collections::BTreeMap;
 

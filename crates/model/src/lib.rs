@@ -7,6 +7,7 @@ pub mod config;
 pub mod lsn;
 pub mod member;
 pub mod pgstate;
+pub mod shellwords;
 pub mod time;
 
 pub use cluster::{ClusterView, Failover, HistoryLine, LeaderKey, Status, Versioned};

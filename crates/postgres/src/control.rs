@@ -330,7 +330,8 @@ impl PgControl {
     /// statements from waiting for a synchronous standby or timing out.
     pub async fn run_post_bootstrap(&self, script: &str, superuser_conninfo: &str) -> Result<(), PgError> {
         conninfo::ensure_no_password(superuser_conninfo).map_err(PgError::Invalid)?;
-        let words = split_words(script).map_err(|e| PgError::Invalid(format!("post_bootstrap {script:?}: {e}")))?;
+        let words = ferroni_model::shellwords::split(script)
+            .map_err(|e| PgError::Invalid(format!("post_bootstrap {script:?}: {e}")))?;
         let (program, args) = words
             .split_first()
             .ok_or_else(|| PgError::Invalid("post_bootstrap is empty".into()))?;
@@ -829,64 +830,6 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// POSIX-shell word splitting (quotes and backslashes, no expansion), as Python's `shlex.split`.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.extend(chars.next());
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
-
 /// A file holding a secret for a child (initdb's pwfile): mode 0600, readable by `run_as`, removed on
 /// drop whatever happens.
 struct SecretFile {
@@ -968,18 +911,6 @@ mod tests {
             long_options(&[("a".into(), Some("1".into())), ("b".into(), None)]),
             ["--a=1", "--b"]
         );
-    }
-
-    #[test]
-    fn splits_shell_words() {
-        assert_eq!(
-            split_words("/bin/script --x 'a b' \"c \\\"d\\\"\" e\\ f").unwrap(),
-            ["/bin/script", "--x", "a b", "c \"d\"", "e f"]
-        );
-        assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
-        assert_eq!(split_words("''").unwrap(), [""]);
-        assert!(split_words("'open").is_err());
-        assert_eq!(sh_quote("/a/it's"), r"'/a/it'\''s'");
     }
 
     #[test]

@@ -6,161 +6,19 @@
 //! the [`Node`] drop guard (SIGQUIT to the postmaster) even when the test fails. Tests that need the
 //! binaries print a message and pass when `/usr/lib/postgresql/15/bin/initdb` is absent.
 
-use ferroni_model::{Credentials, CustomBootstrap, PgRole, PgState, PostgresqlConfig, ReplicaMethod};
+use ferroni_model::{CustomBootstrap, PgRole, PgState, ReplicaMethod};
 use ferroni_postgres::conf::{self, ConfRole, SignalFile, StandbyParams};
-use ferroni_postgres::pidfile;
-use ferroni_postgres::{BasebackupProgress, CloneOptions, PgControl, PgError, Prober, RunAs, StopMode, StopOutcome};
+use ferroni_postgres::{BasebackupProgress, CloneOptions, PgError, Prober, StopMode, StopOutcome};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::{Map, json};
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
-const SUPERUSER_PW: &str = "su pass'with:odd\\chars";
-const REPLICATION_PW: &str = "repl:pass\\x";
+mod common;
 
-/// `None` (after saying why) when the machine cannot run these tests.
-fn environment() -> Option<Option<RunAs>> {
-    if !Path::new(BIN).join("initdb").exists() {
-        println!("skipping: {BIN}/initdb is absent");
-        return None;
-    }
-    if nix::unistd::Uid::effective().is_root() {
-        match RunAs::postgres_if_root() {
-            Some(run_as) => Some(Some(run_as)),
-            None => {
-                println!("skipping: running as root and there is no postgres OS user");
-                None
-            }
-        }
-    } else {
-        Some(None)
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn pg_config(dir: &Path, port: u16) -> PostgresqlConfig {
-    let data = dir.join("data");
-    // log_statement = all: the tests check that no password reaches the server log.
-    let parameters = json!({"shared_buffers": "16MB", "fsync": false, "log_statement": "all"});
-    PostgresqlConfig {
-        listen: format!("127.0.0.1:{port}"),
-        connect_address: format!("127.0.0.1:{port}"),
-        data_dir: data.clone(),
-        config_dir: data,
-        bin_dir: BIN.into(),
-        pgpass: dir.join("pgpass"),
-        superuser: Credentials {
-            username: "postgres".into(),
-            password: Some(SUPERUSER_PW.into()),
-        },
-        replication: Credentials {
-            username: "replicator".into(),
-            password: Some(REPLICATION_PW.into()),
-        },
-        rewind: Some(Credentials {
-            username: "rewinder".into(),
-            password: Some("rewind-pw".into()),
-        }),
-        parameters: parameters.as_object().unwrap().clone(),
-        pg_hba: None,
-        create_replica_methods: vec![],
-        replica_methods: BTreeMap::new(),
-        basebackup: vec![],
-        basebackup_attempts: 2,
-        basebackup_retry_delay: 5,
-        use_unix_socket: true,
-        pg_ctl_timeout: 60,
-        callbacks: BTreeMap::new(),
-        use_pg_rewind: None,
-        remove_data_directory_on_rewind_failure: false,
-        remove_data_directory_on_diverged_timelines: false,
-    }
-}
-
-/// One member: a temp dir, a port, its control. Dropping it kills its postmaster.
-struct Node {
-    ctl: PgControl,
-    run_as: Option<RunAs>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn new(name: &str, run_as: Option<RunAs>) -> Node {
-        let dir = tempfile::Builder::new().prefix("ferroni-pg-").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        if let Some(r) = run_as {
-            r.chown(dir.path()).unwrap();
-        }
-        let port = free_port();
-        let ctl = PgControl::new(pg_config(dir.path(), port), "batman", name).with_run_as(run_as);
-        Node { ctl, run_as, port, dir }
-    }
-
-    fn prober(&self) -> Prober {
-        Prober::new(self.ctl.cfg.clone(), self.run_as)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// initdb, managed configuration as a primary, start, roles.
-    async fn init_primary(&self) {
-        let options = [
-            ("encoding".to_string(), Some("UTF8".to_string())),
-            ("data-checksums".to_string(), None),
-        ];
-        self.ctl.initdb(&options, &self.ctl.cfg.superuser).await.unwrap();
-        self.configure(ConfRole::Primary);
-        self.ctl.start(true).await.unwrap();
-        self.ctl.create_roles().await.unwrap();
-    }
-
-    fn configure(&self, role: ConfRole) {
-        let rendered = self.ctl.render_conf(&Map::new(), &role);
-        assert!(rendered.warnings.is_empty(), "{:?}", rendered.warnings);
-        self.ctl.write_conf(&rendered).unwrap();
-        self.ctl.write_pg_hba(None).unwrap();
-        self.ctl.set_signal_file(role.signal_file()).unwrap();
-    }
-
-    /// A shell script in the node's directory, executable by the run_as user.
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        if let Some(r) = self.run_as {
-            r.chown(&path).unwrap();
-        }
-        path
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let Some(pf) = pidfile::running_postmaster(self.ctl.data_dir()) else {
-            return;
-        };
-        let _ = kill(Pid::from_raw(pf.pid), Signal::SIGQUIT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pidfile::is_process_alive(pf.pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+use common::*;
 
 async fn wait_for<F: FnMut(&ferroni_postgres::Probe) -> bool>(
     prober: &mut Prober,

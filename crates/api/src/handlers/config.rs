@@ -11,11 +11,11 @@
 
 use super::body::read_object;
 use super::{json, text};
-use crate::merge::merge_patch;
 use crate::server::ApiState;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use ferroni_config::merge_patch;
 use serde_json::Value;
 
 async fn read_json_object(headers: &HeaderMap, body: Body) -> Result<Value, Response> {

@@ -54,7 +54,8 @@ pub fn free_port() -> u16 {
 
 pub fn pg_config(dir: &Path, port: u16) -> PostgresqlConfig {
     let data = dir.join("data");
-    let parameters = json!({"shared_buffers": "16MB", "fsync": false});
+    // log_statement = all: the tests check that no password reaches the server log.
+    let parameters = json!({"shared_buffers": "16MB", "fsync": false, "log_statement": "all"});
     PostgresqlConfig {
         listen: format!("127.0.0.1:{port}"),
         connect_address: format!("127.0.0.1:{port}"),
@@ -119,6 +120,17 @@ impl Node {
 
     pub fn prober(&self) -> Prober {
         Prober::new(self.ctl.cfg.clone(), self.run_as)
+    }
+
+    /// A shell script in the node's directory, executable by the run_as user.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if let Some(r) = self.run_as {
+            r.chown(&path).unwrap();
+        }
+        path
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
