@@ -21,6 +21,8 @@ pub struct Fencing {
     device: Option<PathBuf>,
     safety_margin: i64,
     armed: bool,
+    /// The device was tried in this leadership term; an `automatic` failure is reported once.
+    watchdog_tried: bool,
 }
 
 impl Fencing {
@@ -43,6 +45,7 @@ impl Fencing {
             device: cfg.watchdog.device.clone(),
             safety_margin: cfg.watchdog.safety_margin,
             armed: false,
+            watchdog_tried: false,
         };
         f.ensure_fence();
         f
@@ -83,7 +86,8 @@ impl Fencing {
             Ok(()) => self.armed = true,
             Err(e) => warn!("cannot arm the fencing heartbeat: {e}"),
         }
-        if self.watchdog.is_none() && self.mode != WatchdogMode::Off {
+        if self.watchdog.is_none() && self.mode != WatchdogMode::Off && !self.watchdog_tried {
+            self.watchdog_tried = true;
             let loop_wait = Duration::from_secs(u64::from(dynamic.loop_wait));
             match Watchdog::open(self.mode, self.device.as_deref(), ttl, loop_wait, margin) {
                 Ok(Some(w)) => {
@@ -103,6 +107,7 @@ impl Fencing {
 
     /// Nothing to fence: this node does not lead (or has stopped Postgres itself).
     pub fn release(&mut self) {
+        self.watchdog_tried = false;
         if self.armed {
             let _ = self.heartbeat.disarm();
             self.armed = false;

@@ -268,6 +268,10 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
         LongAction::Promote => promote(pg).await,
         LongAction::Demote { mode, upstream } => {
             stop(pg, mode).await?;
+            // The new leader may have forked before this node's last WAL: rewind before following.
+            if let Some(u) = &upstream {
+                rewind_if_allowed(pg, u).await?;
+            }
             pg.start_replica(upstream.as_ref())
                 .await
                 .map(|_| None)

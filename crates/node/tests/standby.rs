@@ -118,3 +118,120 @@ fn standby_cluster_follows_the_remote_elects_and_promotes() {
     drop(s2);
     drop(s1);
 }
+
+#[test]
+fn a_normal_cluster_is_demoted_into_a_standby_of_another() {
+    // "prim" is the original cluster; "stby" starts as its standby and is promoted; then "prim" is
+    // demoted into a standby cluster of "stby" (the data-centre swap).
+    let mut c = TestCluster::new("prim");
+    let p1 = c.start(c.spec("p1"));
+    c.nodes[p1].wait_role("primary", secs(60));
+    let section = format!(
+        "    standby_cluster:\n      host: 127.0.0.1\n      port: {}\n",
+        c.nodes[p1].spec.pg_port
+    );
+    let mut dirs = Vec::new();
+    let s1 = start_in(&c, &mut dirs, standby_spec(&c, "s1", &section));
+    wait_standby_role(&s1, "standby_leader");
+    let (code, body) = http_request("PATCH", &s1.api_url("/config"), Some(r#"{"standby_cluster": null}"#)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_standby_role(&s1, "primary");
+    s1.psql("CREATE TABLE after_swap (x int); INSERT INTO after_swap VALUES (1)")
+        .unwrap();
+
+    let patch = format!(
+        r#"{{"standby_cluster": {{"host": "127.0.0.1", "port": {}}}}}"#,
+        s1.spec.pg_port
+    );
+    let (code, body) = http_request("PATCH", &c.nodes[p1].api_url("/config"), Some(&patch)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_standby_role(&c.nodes[p1], "standby_leader");
+    wait_until("p1 streams from s1", secs(60), || {
+        c.nodes[p1]
+            .psql("SELECT sender_port FROM pg_stat_wal_receiver")
+            .is_ok_and(|p| p == s1.spec.pg_port.to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[p1].log(), 40)));
+    s1.psql("INSERT INTO after_swap VALUES (2)").unwrap();
+    wait_until("rows from s1 on p1", secs(30), || {
+        c.nodes[p1]
+            .psql("SELECT count(*) FROM after_swap")
+            .is_ok_and(|v| v == "2")
+    })
+    .unwrap();
+    assert_eq!(
+        c.load().leader_name(),
+        Some("p1"),
+        "the demoted primary keeps its cluster's lock"
+    );
+    drop(s1);
+}
+
+#[test]
+fn archive_only_standby_replays_from_restore_command() {
+    let mut c = TestCluster::new("arch");
+    let store = postgres_tempdir();
+    let archive = store.path().join("archive");
+    let backup = store.path().join("base");
+    std::fs::create_dir_all(&archive).unwrap();
+    ferroni_testkit::node::chown_postgres(&archive);
+    let mut spec = c.spec("p1");
+    spec.extra_postgresql = format!(
+        "    archive_mode: 'on'\n    archive_command: 'cp %p {}/%f'\n",
+        archive.display()
+    );
+    let p1 = c.start(spec);
+    c.nodes[p1].wait_role("primary", secs(60));
+    let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_basebackup")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.nodes[p1].spec.pg_port.to_string(),
+            "-U",
+            "replicator",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-D",
+        ])
+        .arg(&backup)
+        .env("PGPASSWORD", ferroni_testkit::node::REPLICATION_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::process::Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(store.path())
+        .status()
+        .unwrap();
+    let restore = store.path().join("restore.sh");
+    std::fs::write(
+        &restore,
+        format!("#!/bin/sh\nset -e\nfor a in \"$@\"; do case $a in --datadir=*) d=${{a#--datadir=}};; esac; done\ncp -a {}/. \"$d\"/\n", backup.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&restore, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let section = format!(
+        "    standby_cluster:\n      restore_command: cp {}/%f %p\n      create_replica_methods: [restore]\n",
+        archive.display()
+    );
+    let mut dirs = Vec::new();
+    let mut spec = standby_spec(&c, "a1", &section);
+    spec.scope = "archonly".into();
+    spec.extra_postgresql = format!("  restore:\n    command: {}\n    no_leader: true\n", restore.display());
+    let a1 = start_in(&c, &mut dirs, spec);
+    wait_standby_role(&a1, "standby_leader");
+    c.nodes[p1]
+        .psql("CREATE TABLE shipped (x int); INSERT INTO shipped VALUES (7)")
+        .unwrap();
+    c.nodes[p1].psql("SELECT pg_switch_wal()").unwrap();
+    wait_until("the archived row on the archive-only standby", secs(60), || {
+        a1.psql("SELECT x FROM shipped").is_ok_and(|v| v == "7")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&a1.log(), 40)));
+    let (_, status) = a1.api_get("/patroni").unwrap();
+    assert_eq!(status["replication_state"], "in archive recovery");
+    drop(a1);
+}

@@ -74,6 +74,7 @@ pub enum Command {
     /// Make members re-read their configuration (like SIGHUP).
     Reload(ReloadArgs),
     /// Discard a scheduled switchover or scheduled restarts.
+    #[command(override_usage = "ferronictl flush [OPTIONS] <CLUSTER_NAME> [MEMBER_NAME]... <restart|switchover>")]
     Flush(FlushArgs),
     /// Put the cluster into maintenance mode: no automatic failover, PostgreSQL left alone.
     Pause(PauseArgs),
@@ -328,17 +329,31 @@ pub enum FlushTarget {
 pub struct FlushArgs {
     #[arg(value_name = "CLUSTER_NAME")]
     pub cluster_name: String,
-    /// Members whose scheduled restart is discarded (restart only; default: all with --role).
-    #[arg(value_name = "MEMBER_NAME")]
-    pub member_names: Vec<String>,
-    #[arg(value_name = "TARGET", value_enum, required = true)]
-    pub target: FlushTarget,
+    /// Members whose scheduled restart is discarded (for restart; default: all with --role), then
+    /// what to discard: `restart` or `switchover`.
+    #[arg(value_name = "MEMBER_NAME|TARGET", required = true, num_args = 1..)]
+    pub members_and_target: Vec<String>,
     /// Only members with this role.
     #[arg(short = 'r', long = "role", value_enum, default_value = "any")]
     pub role: RoleArg,
     /// Do not ask for confirmation at any point.
     #[arg(long)]
     pub force: bool,
+}
+
+impl FlushArgs {
+    /// patronictl's `flush CLUSTER [MEMBER...] restart|switchover`: the last word is the target.
+    /// (clap cannot put an optional list in front of a required positional, so it is split here.)
+    pub fn target(&self) -> Result<(&[String], FlushTarget), String> {
+        let (last, members) = self
+            .members_and_target
+            .split_last()
+            .ok_or("give what to flush: restart or switchover")?;
+        let target = FlushTarget::from_str(last, true).map_err(|_| {
+            format!("invalid target {last:?} for flush: the last argument must be restart or switchover")
+        })?;
+        Ok((members, target))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -405,6 +420,92 @@ impl WatchArgs {
             Some(_) => None,
             None if self.every_two_seconds => Some(std::time::Duration::from_secs(2)),
             None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flush_takes_the_target_last() {
+        let cli =
+            Cli::try_parse_from(["ferronictl", "flush", "batman", "pg1", "pg2", "restart", "--force"]).expect("valid");
+        let Command::Flush(a) = cli.command else {
+            panic!("not flush")
+        };
+        let (members, target) = a.target().expect("valid");
+        assert_eq!(
+            (members, target),
+            (&["pg1".to_string(), "pg2".to_string()][..], FlushTarget::Restart)
+        );
+        let cli = Cli::try_parse_from(["ferronictl", "flush", "batman", "switchover"]).expect("valid");
+        let Command::Flush(a) = cli.command else {
+            panic!("not flush")
+        };
+        assert_eq!(a.target().expect("valid").1, FlushTarget::Switchover);
+        let cli = Cli::try_parse_from(["ferronictl", "flush", "batman", "pg1"]).expect("parses");
+        let Command::Flush(a) = cli.command else {
+            panic!("not flush")
+        };
+        assert!(a.target().is_err());
+        assert!(Cli::try_parse_from(["ferronictl", "flush", "batman"]).is_err());
+    }
+
+    #[test]
+    fn patronictl_spellings() {
+        for args in [
+            vec![
+                "ferronictl",
+                "switchover",
+                "--primary",
+                "a",
+                "--candidate",
+                "b",
+                "--scheduled",
+                "now",
+                "--force",
+            ],
+            vec!["ferronictl", "switchover", "--master", "a"],
+            vec![
+                "ferronictl",
+                "restart",
+                "c",
+                "-r",
+                "master",
+                "--any",
+                "--pending",
+                "--pg-version",
+                "16.4",
+                "--timeout",
+                "30",
+            ],
+            vec!["ferronictl", "reinit", "c", "m", "--from-leader", "--wait", "--force"],
+            vec!["ferronictl", "reload", "c", "--role", "standby"],
+            vec!["ferronictl", "pause", "--wait"],
+            vec!["ferronictl", "resume", "c"],
+            vec![
+                "ferronictl",
+                "demote-cluster",
+                "--host",
+                "h",
+                "--port",
+                "5432",
+                "--restore-command",
+                "cp",
+                "--primary-slot-name",
+                "s",
+            ],
+            vec!["ferronictl", "promote-cluster", "c", "--force"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `list` and `topology`: the members of a cluster as one read of the DCS shows them, in patronictl's
 //! table (title with the system identifier, columns Member, Host, Role, State, TL, Lag in MB, and
-//! with `-e` Pending restart, Scheduled restart, Tags).
+//! with `-e` Pending restart, Scheduled restart, Tags, and Last error when a member publishes one:
+//! ferroni's `last_error` member field, cut to [`LAST_ERROR_WIDTH`] characters in the pretty table).
 //!
 //! Member fields come from the same `cluster_as_json` view the REST API serves at `/cluster`, so the
 //! CLI and the API agree on roles (Leader, Standby Leader, Sync Standby, Replica) and states. The lag
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
 const DEFAULT_PG_PORT: u64 = 5432;
+/// Longest `Last error` cell of the pretty table; machine formats carry the whole text.
+pub const LAST_ERROR_WIDTH: usize = 60;
 
 pub struct ListOptions {
     pub extended: bool,
@@ -64,7 +67,16 @@ pub async fn run(ctl: &Ctl, names: &[String], opts: &ListOptions) -> CtlResult<(
 /// The whole output for one read: the table, then (pretty only) notes about pause and a scheduled
 /// switchover.
 pub fn render(view: &ClusterView, name: &str, opts: &ListOptions) -> String {
-    let table = members_table(view, name, opts.extended, opts.topology);
+    let mut table = members_table(view, name, opts.extended, opts.topology);
+    if opts.format == Format::Pretty
+        && let Some(i) = table.columns.iter().position(|c| *c == "Last error")
+    {
+        for row in &mut table.rows {
+            if let Some(Value::String(text)) = row.get_mut(i) {
+                *text = shorten(text, LAST_ERROR_WIDTH);
+            }
+        }
+    }
     let mut out = table.render(opts.format);
     if opts.format == Format::Pretty {
         let info = service_info(view, name);
@@ -102,6 +114,17 @@ pub fn members_table(view: &ClusterView, name: &str, extended: bool, topology: b
         if extended || members.iter().any(|m| truthy(m.get(key))) {
             columns.push(column);
         }
+    }
+
+    let last_error = |name: &str| {
+        view.member(name)
+            .and_then(|m| m.data.extra.get("last_error"))
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+    };
+    if extended && view.members.iter().any(|m| last_error(&m.name).is_some()) {
+        columns.push("Last error");
     }
 
     // Like patronictl: ports are shown only when they tell members apart or are not the default.
@@ -143,6 +166,7 @@ pub fn members_table(view: &ClusterView, name: &str, extended: bool, topology: b
                     json!(scheduled_restart(m.get("scheduled_restart"))),
                 ),
                 ("Tags", m.get("tags").cloned().unwrap_or(json!(""))),
+                ("Last error", json!(last_error(real_name).unwrap_or_default())),
             ]);
             columns.iter().map(|c| row.remove(c).unwrap_or(json!(""))).collect()
         })
@@ -153,6 +177,17 @@ pub fn members_table(view: &ClusterView, name: &str, extended: bool, topology: b
         right: vec!["TL", "Lag in MB"],
         title: Some(title(view, name)),
     }
+}
+
+/// `text` on one line and at most `width` characters, ending in `...` when cut.
+fn shorten(text: &str, width: usize) -> String {
+    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() <= width {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(width.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
 }
 
 fn port(m: &Value) -> u64 {
@@ -457,6 +492,25 @@ mod tests {
         }
         let t = members_table(&v, "batman", false, true);
         assert_eq!(t.rows.len(), 3);
+    }
+
+    #[test]
+    fn last_error_column_in_extended_output() {
+        let mut v = view();
+        let long = format!("failed to create replica: {}", "x".repeat(100));
+        v.members[0].data.extra.insert("last_error".into(), json!(long));
+        let plain = render(&v, "batman", &opts(Format::Pretty, false));
+        assert!(!plain.contains("Last error"), "only with -e: {plain}");
+        let mut extended = opts(Format::Pretty, false);
+        extended.extended = true;
+        let out = render(&v, "batman", &extended);
+        assert!(out.contains("| Last error "), "{out}");
+        let cell = format!("{}...", &long[..LAST_ERROR_WIDTH - 3]);
+        assert!(out.contains(&format!("| {cell} |")), "{out}");
+        extended.format = Format::Json;
+        let out = render(&v, "batman", &extended);
+        assert!(out.contains(&format!("\"Last error\": \"{long}\"")), "{out}");
+        assert_eq!(shorten("a\nb", 60), "a b");
     }
 
     #[test]

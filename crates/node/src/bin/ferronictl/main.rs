@@ -1,12 +1,16 @@
 //! `ferronictl`: the command-line tool for ferroni clusters, a drop-in for `patronictl`. Same
 //! commands, flags, environment variables (`PATRONICTL_CONFIG_FILE`, `DCS_URL`) and output formats;
 //! it reads the cluster from the DCS and writes the dynamic configuration with compare-and-swap.
+//! Actions (switchover, restart, pause, ...) go through the members' REST APIs like patronictl's,
+//! with the Basic-auth credentials of the configuration file.
 //!
 //! Exit codes: 0 success, 1 the operation failed (DCS unreachable, concurrent change, refused
-//! confirmation), 2 usage errors (arguments, configuration file, invalid new configuration). Errors
-//! are one line on stderr; stdout carries only the requested output, so it can be piped.
+//! confirmation, an action that failed on any member), 2 usage errors (arguments, configuration
+//! file, invalid new configuration). Errors are one line on stderr; stdout carries only the
+//! requested output, so it can be piped.
 
 mod args;
+mod cluster_role;
 mod config_cmds;
 mod context;
 mod dcs_url;
@@ -16,10 +20,15 @@ mod editor;
 mod error;
 mod history;
 mod list;
+mod member_cmds;
+mod members;
 mod output;
+mod pause;
 mod prompt;
 mod remove;
+mod rest;
 mod settings;
+mod switchover;
 mod timestamp;
 mod version;
 mod yaml_in;
@@ -97,6 +106,36 @@ async fn run(cli: Cli) -> CtlResult<()> {
         Command::Dsn(a) => dsn::run(&ctl, a).await,
         Command::Remove(a) => remove::run(&ctl, a).await,
         Command::Version(a) => version::run(&ctl, a).await,
+        Command::Switchover(a) => {
+            let req = switchover::Request {
+                action: switchover::Action::Switchover,
+                cluster: a.cluster_name.as_deref(),
+                leader: a.leader.as_deref(),
+                candidate: a.candidate.as_deref(),
+                scheduled: a.scheduled.as_deref(),
+                force: a.force,
+            };
+            switchover::run(&ctl, req).await
+        }
+        Command::Failover(a) => {
+            let req = switchover::Request {
+                action: switchover::Action::Failover,
+                cluster: a.cluster_name.as_deref(),
+                leader: None,
+                candidate: a.candidate.as_deref(),
+                scheduled: None,
+                force: a.force,
+            };
+            switchover::run(&ctl, req).await
+        }
+        Command::Restart(a) => member_cmds::restart(&ctl, a).await,
+        Command::Reinit(a) => member_cmds::reinit(&ctl, a).await,
+        Command::Reload(a) => member_cmds::reload(&ctl, a).await,
+        Command::Flush(a) => member_cmds::flush(&ctl, a).await,
+        Command::Pause(a) => pause::run(&ctl, a.cluster_name.as_deref(), true, a.wait).await,
+        Command::Resume(a) => pause::run(&ctl, a.cluster_name.as_deref(), false, a.wait).await,
+        Command::DemoteCluster(a) => cluster_role::demote(&ctl, a).await,
+        Command::PromoteCluster(a) => cluster_role::promote(&ctl, a.cluster_name.as_deref(), a.force).await,
     }
 }
 

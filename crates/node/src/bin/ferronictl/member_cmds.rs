@@ -144,14 +144,7 @@ pub async fn reinit(ctl: &Ctl, a: &ReinitArgs) -> CtlResult<()> {
     let name = ctl.cluster_name(Some(&a.cluster_name))?;
     prompt::require_terminal(a.force, "reinit")?;
     let view = ctl.dcs(&name)?.load().await?;
-    let chosen = members::select(
-        &view,
-        &name,
-        &a.member_names,
-        RoleArg::Replica,
-        a.force,
-        "reinitialize",
-    )?;
+    let chosen = members::select(&view, &name, &a.member_names, RoleArg::Replica, a.force, "reinitialize")?;
     members::confirm(&chosen, a.force, "reinitialize")?;
 
     let rest = ctl.rest()?;
@@ -160,7 +153,9 @@ pub async fn reinit(ctl: &Ctl, a: &ReinitArgs) -> CtlResult<()> {
     for m in chosen {
         // The postmaster start time before, so a rebuild that finishes between two polls is noticed.
         let before = match rest.call(m, Method::GET, "patroni", None, rest::SHORT).await {
-            Ok(r) => r.json().and_then(|v| v["postmaster_start_time"].as_str().map(str::to_string)),
+            Ok(r) => r
+                .json()
+                .and_then(|v| v["postmaster_start_time"].as_str().map(str::to_string)),
             Err(_) => None,
         };
         let mut force = a.force;
@@ -233,10 +228,7 @@ async fn wait_for_rebuilds(rest: &Rest, mut waiting: Vec<Rebuild<'_>>, failed: &
             if state == "running" && (w.left_running || start != w.before) {
                 output::print(&format!("Reinitialize is completed on: {}\n", w.member.name));
             } else if state.ends_with("failed") {
-                output::print(&format!(
-                    "Reinitialize failed on: {} (state: {state})\n",
-                    w.member.name
-                ));
+                output::print(&format!("Reinitialize failed on: {} (state: {state})\n", w.member.name));
                 failed.push(w.member.name.clone());
             } else {
                 w.left_running |= state != "running";
@@ -282,16 +274,17 @@ pub async fn reload(ctl: &Ctl, a: &ReloadArgs) -> CtlResult<()> {
 
 pub async fn flush(ctl: &Ctl, a: &FlushArgs) -> CtlResult<()> {
     let name = ctl.cluster_name(Some(&a.cluster_name))?;
-    match a.target {
-        FlushTarget::Restart => flush_restarts(ctl, &name, a).await,
+    let (names, target) = a.target().map_err(CtlError::usage)?;
+    match target {
+        FlushTarget::Restart => flush_restarts(ctl, &name, names, a).await,
         FlushTarget::Switchover => flush_switchover(ctl, &name).await,
     }
 }
 
-async fn flush_restarts(ctl: &Ctl, name: &str, a: &FlushArgs) -> CtlResult<()> {
+async fn flush_restarts(ctl: &Ctl, name: &str, names: &[String], a: &FlushArgs) -> CtlResult<()> {
     prompt::require_terminal(a.force, "flush")?;
     let view = ctl.dcs(name)?.load().await?;
-    let chosen = members::select(&view, name, &a.member_names, a.role, a.force, "flush")?;
+    let chosen = members::select(&view, name, names, a.role, a.force, "flush")?;
     members::confirm(&chosen, a.force, "flush")?;
     let rest = ctl.rest()?;
     let mut failed = Vec::new();

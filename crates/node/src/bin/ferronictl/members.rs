@@ -17,7 +17,10 @@ pub fn with_role(view: &ClusterView, role: RoleArg) -> Vec<&Member> {
     let leader_role = leader.map(|m| m.data.role.as_str());
     let mut members: Vec<&Member> = match role {
         RoleArg::Leader => leader.into_iter().collect(),
-        RoleArg::Primary => leader.filter(|_| leader_role != Some("standby_leader")).into_iter().collect(),
+        RoleArg::Primary => leader
+            .filter(|_| leader_role != Some("standby_leader"))
+            .into_iter()
+            .collect(),
         RoleArg::StandbyLeader => leader
             .filter(|_| !matches!(leader_role, Some("primary" | "master")))
             .into_iter()
@@ -81,10 +84,7 @@ pub fn select<'a>(
             }
         }
         if chosen.is_empty() {
-            return Err(CtlError::failed(format!(
-                "No {} among provided members",
-                role.name()
-            )));
+            return Err(CtlError::failed(format!("No {} among provided members", role.name())));
         }
     } else if action != "reinitialize" {
         chosen = candidates.iter().map(|m| m.name.clone()).collect();
@@ -187,10 +187,17 @@ mod tests {
         let v = view("primary");
         let pick = |names: &[&str], role, action| {
             let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-            select(&v, "batman", &names, role, true, action).map(|m| m.iter().map(|m| m.name.clone()).collect::<Vec<_>>())
+            select(&v, "batman", &names, role, true, action)
+                .map(|m| m.iter().map(|m| m.name.clone()).collect::<Vec<_>>())
         };
-        assert_eq!(pick(&["c", "a"], RoleArg::Any, "restart").ok(), Some(vec!["a".into(), "c".into()]));
-        assert_eq!(pick(&[], RoleArg::Replica, "reload").ok(), Some(vec!["a".into(), "c".into()]));
+        assert_eq!(
+            pick(&["c", "a"], RoleArg::Any, "restart").ok(),
+            Some(vec!["a".into(), "c".into()])
+        );
+        assert_eq!(
+            pick(&[], RoleArg::Replica, "reload").ok(),
+            Some(vec!["a".into(), "c".into()])
+        );
         let err = pick(&["b"], RoleArg::Replica, "reinitialize").unwrap_err();
         assert_eq!(err.to_string(), "No replica among provided members");
         let err = pick(&["x"], RoleArg::Any, "restart").unwrap_err();

@@ -95,10 +95,7 @@ pub async fn run(ctl: &Ctl, req: Request<'_>) -> CtlResult<()> {
         .collect();
     candidates.sort_unstable();
     if candidates.is_empty() {
-        return Err(CtlError::failed(format!(
-            "No candidates found to {} to",
-            action.name()
-        )));
+        return Err(CtlError::failed(format!("No candidates found to {} to", action.name())));
     }
     let candidate = match req.candidate {
         Some(c) => c.to_string(),
@@ -142,9 +139,7 @@ pub async fn run(ctl: &Ctl, req: Request<'_>) -> CtlResult<()> {
         };
         scheduled_at = parse_scheduled(&when)?;
         if scheduled_at.is_some() && ferroni_api::cluster::is_paused(&view) {
-            return Err(CtlError::failed(
-                "Can't schedule switchover in the paused state",
-            ));
+            return Err(CtlError::failed("Can't schedule switchover in the paused state"));
         }
     }
 
@@ -179,7 +174,10 @@ pub async fn run(ctl: &Ctl, req: Request<'_>) -> CtlResult<()> {
     let timeout = request_timeout(&view);
     let body = Value::Object(body);
     for member in targets(&view, candidate.as_deref()) {
-        match rest.call(member, Method::POST, action.name(), Some(&body), timeout).await {
+        match rest
+            .call(member, Method::POST, action.name(), Some(&body), timeout)
+            .await
+        {
             Ok(answer) if matches!(answer.status, 200 | 202) => {
                 output::print(&format!("{} {}\n", timestamp::now_precise(), answer.text));
                 let view = dcs.load().await.unwrap_or(view);
@@ -266,7 +264,9 @@ fn async_candidate(view: &ClusterView, candidate: &str) -> bool {
     let config = view.config.as_ref().map(|c| &c.value);
     let mode = config.and_then(|c| c.get("synchronous_mode"));
     let synchronous = ferroni_api::cluster::truthy(mode)
-        || mode.and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("quorum"));
+        || mode
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.eq_ignore_ascii_case("quorum"));
     let Some(sync) = view.sync.as_ref().map(|s| &s.value) else {
         return false;
     };
@@ -321,7 +321,10 @@ mod tests {
         assert!(local.starts_with("2026-11-22T12:00:00"), "{local}");
         assert!(local.len() > 19, "an offset is added: {local}");
         let err = parse_scheduled("tomorrow").unwrap_err();
-        assert!(err.to_string().starts_with("Unable to parse scheduled timestamp (tomorrow)"));
+        assert!(
+            err.to_string()
+                .starts_with("Unable to parse scheduled timestamp (tomorrow)")
+        );
     }
 
     #[test]
@@ -336,7 +339,9 @@ mod tests {
         };
         assert!(nofailover(&m("a", json!({"nofailover": true})).data));
         assert!(nofailover(&m("a", json!({"failover_priority": 0})).data));
-        assert!(!nofailover(&m("a", json!({"nofailover": false, "failover_priority": 0})).data));
+        assert!(!nofailover(
+            &m("a", json!({"nofailover": false, "failover_priority": 0})).data
+        ));
         assert!(!nofailover(&m("a", json!({})).data));
 
         let mut view = ClusterView {

@@ -86,11 +86,7 @@ pub fn with_local_offset(ts: Timestamp) -> Timestamp {
         tm.tm_sec = ts.second as libc::c_int;
         // Let the C library decide whether daylight saving time applies.
         tm.tm_isdst = -1;
-        if libc::mktime(&mut tm) == -1 {
-            0
-        } else {
-            tm.tm_gmtoff
-        }
+        if libc::mktime(&mut tm) == -1 { 0 } else { tm.tm_gmtoff }
     };
     Timestamp {
         offset_minutes: Some(i32::try_from(offset_secs / 60).unwrap_or(0)),

@@ -1,0 +1,561 @@
+//! Fault injection with real processes (real etcd, real PostgreSQL 15, real ferroni daemons): etcd
+//! frozen past `retry_timeout`, etcd restarted (gracefully, then after a kill -9 and an outage), a
+//! replica killed in the middle of its clone, and the leader cut off from etcd by a black-holed
+//! link between network namespaces. (kill -9 of the leader and SIGSTOP of the leader's daemon are in
+//! `failover.rs`.)
+//!
+//! Every test runs a [`WritableChecker`] (each node polled every 100 ms with a real INSERT) and an
+//! [`AckWriter`] (a counter inserted every ~50 ms into whichever node accepts it, acknowledged values
+//! recorded). Each test fails on any moment with two writable primaries, checks every acknowledged
+//! write against the final leader, and prints the faults it injected and the figures it saw
+//! (`FAULT` / `FIGURES` lines in the test output).
+//!
+//! Timing of the harness: ttl 10 s, loop_wait 1 s, retry_timeout 3 s.
+
+mod common;
+
+use common::{TestCluster, secs};
+use ferroni_dcs::Dcs;
+use ferroni_testkit::etcd::Etcd;
+use ferroni_testkit::netns::{Forwarder, Netns, NsNode, Switch, veth_pair};
+use ferroni_testkit::node::{NodeSpec, postgres_tempdir, process_alive, tail};
+use ferroni_testkit::wait::wait_until;
+use ferroni_testkit::writable::{
+    AckWriter, PgTarget, Sample, WritableChecker, WriteLog, accepts_writes_at, first_writable_after, split_brain,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn streaming(c: &TestCluster, count: usize, timeout: Duration) {
+    wait_until(&format!("{count} streaming replicas"), timeout, || {
+        c.load()
+            .members
+            .iter()
+            .filter(|m| m.data.replication_state.as_deref() == Some("streaming") && m.data.state == "running")
+            .count()
+            == count
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(c)));
+}
+
+fn logs(c: &TestCluster) -> String {
+    c.nodes
+        .iter()
+        .map(|n| format!("--- {} ---\n{}", n.spec.name, tail(&n.log(), 40)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn local_targets(c: &TestCluster) -> Vec<PgTarget> {
+    c.nodes.iter().map(|n| PgTarget::local(n.spec.pg_port)).collect()
+}
+
+/// The last moment in `[from, to)` at which the server on `port` accepted a write.
+fn last_writable_between(samples: &[Sample], port: u16, from: Duration, to: Duration) -> Option<Duration> {
+    samples
+        .iter()
+        .filter(|s| s.port == port && s.writable && s.at >= from && s.at < to)
+        .map(|s| s.at)
+        .max()
+}
+
+/// The first moment at or after `after` at which the server on `port` accepted a write.
+fn first_writable_on(samples: &[Sample], port: u16, after: Duration) -> Option<Duration> {
+    samples
+        .iter()
+        .find(|s| s.port == port && s.writable && s.at >= after)
+        .map(|s| s.at)
+}
+
+/// The cluster as etcd holds it, or `None` while etcd does not answer.
+fn try_load(c: &TestCluster) -> Option<ferroni_model::ClusterView> {
+    common::runtime()
+        .block_on(common::dcs(&c.etcd.host_port(), &c.scope).load())
+        .ok()
+}
+
+/// The longest stretch without an acknowledged write inside `[from, to]`.
+fn longest_gap_between(log: &WriteLog, from: Duration, to: Duration) -> Duration {
+    let mut times = vec![from];
+    times.extend(log.acked.iter().map(|a| a.at).filter(|t| *t >= from && *t <= to));
+    times.push(to);
+    times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
+/// Waits until the DCS names a leader whose server accepts writes; returns its index.
+fn writable_leader(c: &TestCluster, timeout: Duration) -> usize {
+    let mut found = None;
+    wait_until("a leader that accepts writes", timeout, || {
+        let Some(view) = try_load(c) else {
+            return false;
+        };
+        found = view
+            .leader_name()
+            .and_then(|l| c.nodes.iter().position(|n| n.spec.name == l))
+            .filter(|&i| accepts_writes_at(&PgTarget::local(c.nodes[i].spec.pg_port)));
+        found.is_some()
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", logs(c)));
+    found.unwrap()
+}
+
+/// Checks the acknowledged writes against the final leader; returns how many were lost. Loss fails
+/// the test unless `tolerated` explains why some are expected (then it must stay within the bound).
+fn check_acknowledged(log: &WriteLog, leader: &PgTarget, tolerated: Option<(usize, &str)>) -> usize {
+    let missing = log
+        .missing_on(leader)
+        .unwrap_or_else(|e| panic!("reading the acknowledged writes back: {e:#}"));
+    if !missing.is_empty() {
+        eprintln!("LOST acknowledged writes: {:?}", log.acks_of(&missing));
+    }
+    match tolerated {
+        None => assert!(
+            missing.is_empty(),
+            "{} of {} acknowledged writes are missing on the final leader: {:?}",
+            missing.len(),
+            log.acked.len(),
+            log.acks_of(&missing)
+        ),
+        Some((bound, why)) => assert!(
+            missing.len() <= bound,
+            "{} acknowledged writes lost, more than the {bound} tolerated ({why}): {:?}",
+            missing.len(),
+            log.acks_of(&missing)
+        ),
+    }
+    missing.len()
+}
+
+fn wait_acks_after(writer: &AckWriter, at: Duration, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    let target = writer.acked_count();
+    wait_until("acknowledged writes to resume", timeout, || {
+        writer.acked_count() > target && writer.elapsed() > at
+    })
+    .unwrap();
+    start.elapsed()
+}
+
+#[test]
+fn etcd_frozen_past_retry_timeout_demotes_the_primary_and_the_cluster_recovers() {
+    let mut c = TestCluster::new("etcdfreeze");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    let b = c.start(c.spec("b"));
+    streaming(&c, 1, secs(60));
+    let (ttl, loop_wait, retry) = {
+        let s = &c.nodes[a].spec;
+        (u64::from(s.ttl), u64::from(s.loop_wait), u64::from(s.retry_timeout))
+    };
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.spec.pg_port).collect();
+    let checker = WritableChecker::start(ports.clone());
+    let writer = AckWriter::start(local_targets(&c));
+    wait_until("first acknowledged writes", secs(10), || writer.acked_count() >= 10).unwrap();
+
+    // Past retry_timeout (and a loop) but short of the TTL, so the lease is still alive at SIGCONT.
+    let freeze = secs(loop_wait + retry + 4);
+    eprintln!("FAULT: SIGSTOP etcd for {freeze:?} (ttl {ttl} s, loop_wait {loop_wait} s, retry_timeout {retry} s)");
+    let frozen_at = checker.elapsed();
+    let frozen_w = writer.elapsed();
+    let acked_before = writer.acked_count();
+    c.etcd.pause();
+    std::thread::sleep(freeze);
+    let resumed_at = checker.elapsed();
+    let resumed_w = writer.elapsed();
+    let acked_during = writer.acked_count() - acked_before;
+    c.etcd.resume();
+
+    let leader = writable_leader(&c, secs(40));
+    let recovered = wait_acks_after(&writer, resumed_w, secs(20));
+    streaming(&c, 1, secs(60));
+    let samples = checker.finish();
+    let log = writer.finish();
+
+    let a_port = c.nodes[a].spec.pg_port;
+    let demoted_after = last_writable_between(&samples, a_port, frozen_at, resumed_at)
+        .map(|t| t - frozen_at)
+        .unwrap_or_default();
+    let writable_again = first_writable_after(&samples, resumed_at).map(|t| t - resumed_at);
+    let lost = check_acknowledged(&log, &PgTarget::local(c.nodes[leader].spec.pg_port), None);
+    eprintln!(
+        "FIGURES: a last writable {demoted_after:?} after SIGSTOP; {acked_during} writes acknowledged while etcd \
+         was frozen; a writable primary again {writable_again:?} after SIGCONT (leader {}), acknowledged writes \
+         again {recovered:?} after; longest write gap {:?}; {} writes acknowledged, {} attempts failed, {lost} lost",
+        c.nodes[leader].spec.name,
+        log.longest_gap_after(frozen_w),
+        log.acked.len(),
+        log.failed,
+    );
+    assert_eq!(split_brain(&samples), vec![], "two writable primaries");
+    assert!(
+        demoted_after < secs(ttl),
+        "the primary must stop accepting writes before its lease could expire ({demoted_after:?})"
+    );
+    assert!(
+        last_writable_between(
+            &samples,
+            a_port,
+            frozen_at + secs(loop_wait + 2 * retry + 1),
+            resumed_at
+        )
+        .is_none(),
+        "a still accepted writes {:?} after etcd froze\n{}",
+        loop_wait + 2 * retry + 1,
+        logs(&c)
+    );
+    assert!(
+        c.nodes[a].log().contains("demoting self because DCS is not accessible"),
+        "{}",
+        tail(&c.nodes[a].log(), 40)
+    );
+    let _ = b;
+}
+
+#[test]
+fn etcd_restarted_gracefully_and_after_kill9_the_cluster_keeps_or_regains_one_writable_leader() {
+    let mut c = TestCluster::new("etcdrestart");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    c.start(c.spec("b"));
+    streaming(&c, 1, secs(60));
+    let retry = u64::from(c.nodes[a].spec.retry_timeout);
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.spec.pg_port).collect();
+    let checker = WritableChecker::start(ports);
+    let writer = AckWriter::start(local_targets(&c));
+    wait_until("first acknowledged writes", secs(10), || writer.acked_count() >= 10).unwrap();
+
+    // 1. A graceful restart (SIGTERM, start again on the same ports and data).
+    eprintln!("FAULT 1: etcd restarted gracefully (SIGTERM, start on the same ports and data)");
+    let restart_w = writer.elapsed();
+    let started = Instant::now();
+    c.etcd.restart();
+    let etcd_down = started.elapsed();
+    let leader1 = writable_leader(&c, secs(40));
+    let resumed1 = wait_acks_after(&writer, writer.elapsed(), secs(30));
+    streaming(&c, 1, secs(60));
+    let settled_w = writer.elapsed();
+
+    // 2. kill -9, an outage past retry_timeout, then a start on the same data.
+    let outage = secs(retry + 3);
+    eprintln!("FAULT 2: etcd killed with SIGKILL, down for {outage:?}, started again");
+    let killed_at = checker.elapsed();
+    let killed_w = writer.elapsed();
+    c.etcd.kill();
+    std::thread::sleep(outage);
+    let back_at = checker.elapsed();
+    c.etcd.restart();
+    let leader2 = writable_leader(&c, secs(40));
+    let resumed2 = wait_acks_after(&writer, writer.elapsed(), secs(30));
+    streaming(&c, 1, secs(60));
+
+    let samples = checker.finish();
+    let log = writer.finish();
+    let old_port = c.nodes[leader1].spec.pg_port;
+    let demoted2 = last_writable_between(&samples, old_port, killed_at, back_at).map(|t| t - killed_at);
+    let gap_restart = longest_gap_between(&log, restart_w, settled_w);
+    let lost = check_acknowledged(&log, &PgTarget::local(c.nodes[leader2].spec.pg_port), None);
+    eprintln!(
+        "FIGURES: graceful restart: etcd healthy again after {etcd_down:?}, longest write gap {gap_restart:?}, \
+         writes resumed {resumed1:?} after the restart returned, leader {}; kill -9 + {outage:?} outage: old \
+         leader last writable {demoted2:?} after the kill, writes resumed {resumed2:?} after etcd was back, longest \
+         gap {:?}, leader {}; {} writes acknowledged, {} attempts failed, {lost} lost",
+        c.nodes[leader1].spec.name,
+        log.longest_gap_after(killed_w),
+        c.nodes[leader2].spec.name,
+        log.acked.len(),
+        log.failed,
+    );
+    assert_eq!(split_brain(&samples), vec![], "two writable primaries");
+    assert!(
+        demoted2.is_none_or(|d| d < secs(u64::from(c.nodes[a].spec.ttl))),
+        "the primary kept accepting writes for {demoted2:?} without etcd"
+    );
+}
+
+/// Pids of processes whose command line contains `needle`.
+fn pids_with(needle: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+        })
+        .collect()
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn replica_killed_mid_clone_starts_its_next_clone_clean() {
+    let mut c = TestCluster::new("midclone");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    c.nodes[a]
+        .psql("CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 200000) g")
+        .unwrap();
+    let size: u64 = c.nodes[a]
+        .psql("SELECT sum(pg_database_size(datname)) FROM pg_database")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut spec = c.spec("b");
+    // Slow enough that the kill lands in the middle of the copy.
+    spec.extra_postgresql = "  basebackup:\n    max-rate: 16M\n".into();
+    let b = c.start(spec);
+    let data = c.nodes[b].data_dir();
+    let data_arg = format!("--pgdata={}", data.display());
+    let mut basebackup = Vec::new();
+    wait_until("pg_basebackup copying into b's data directory", secs(60), || {
+        basebackup = pids_with(&data_arg)
+            .into_iter()
+            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "pg_basebackup"))
+            .collect();
+        !basebackup.is_empty() && dir_size(&data) > 20 * 1024 * 1024
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[b].log(), 30)));
+    let copied = dir_size(&data);
+    eprintln!(
+        "FAULT: SIGKILL to b's daemon while pg_basebackup {basebackup:?} had copied {} of ~{} MB",
+        copied >> 20,
+        size >> 20
+    );
+    c.nodes[b].kill9();
+    // A daemon killed with SIGKILL cannot stop its child; see whether pg_basebackup notices.
+    let orphan_exit = wait_until("the orphaned pg_basebackup to exit", secs(5), || {
+        basebackup.iter().all(|p| !process_alive(*p))
+    });
+    let orphan_note = match &orphan_exit {
+        Ok(d) => format!("pg_basebackup exited by itself {d:?} after the daemon"),
+        Err(_) => {
+            for p in &basebackup {
+                let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+            }
+            "pg_basebackup was still running 5 s after the daemon died; killed it (machine-failure semantics)".into()
+        }
+    };
+    let partial = dir_size(&data);
+    let has_control = data.join("global/pg_control").exists();
+    eprintln!(
+        "FIGURES: {orphan_note}; left behind: {} MB, global/pg_control present: {has_control}",
+        partial >> 20
+    );
+    assert!(
+        !has_control,
+        "the clone was meant to be interrupted, but it had finished"
+    );
+    let log_len = c.nodes[b].log().len();
+    let restarted = Instant::now();
+    c.nodes[b].restart();
+    streaming(&c, 1, secs(80));
+    let took = restarted.elapsed();
+    assert_eq!(
+        c.nodes[b].psql("SELECT count(*) FROM filler").unwrap(),
+        "200000",
+        "the new clone is complete"
+    );
+    c.nodes[a]
+        .psql("CREATE TABLE after_clone (x int); INSERT INTO after_clone VALUES (7)")
+        .unwrap();
+    wait_until("b replays new writes", secs(20), || {
+        c.nodes[b].psql("SELECT x FROM after_clone").is_ok_and(|v| v == "7")
+    })
+    .unwrap();
+    let log = c.nodes[b].log();
+    let second = &log[log_len..];
+    eprintln!("FIGURES: after the restart b was a streaming replica in {took:?}");
+    assert!(
+        second.contains("empty data directory"),
+        "the next clone empties the data directory first:\n{}",
+        tail(second, 40)
+    );
+    assert!(
+        !second.contains("all replica methods failed") && !second.contains("not empty"),
+        "the next clone succeeds at once:\n{}",
+        tail(second, 40)
+    );
+}
+
+/// The leader `a` lives in its own network namespace, `b` and `c` share another; etcd (root
+/// namespace, 127.0.0.1) is reached from both through a forwarder listening at 10.252.0.3 in `b`/`c`'s
+/// namespace. PostgreSQL and REST traffic flows over a direct veth pair (10.251.0.0/24); etcd traffic
+/// from `a` crosses a bridge in a switch namespace (10.252.0.0/24), whose port for `a` is disabled to
+/// black-hole it: `a` loses etcd and nothing else.
+struct PartitionLab {
+    nodes: Vec<NsNode>,
+    dirs: Vec<tempfile::TempDir>,
+    _forwarder: Forwarder,
+    ns_a: Netns,
+    ns_h: Netns,
+    switch: Switch,
+    etcd: Etcd,
+    scope: String,
+    etcd_addr: String,
+}
+
+impl PartitionLab {
+    fn create(scope: &str) -> anyhow::Result<PartitionLab> {
+        let etcd = Etcd::start();
+        let switch = Switch::create("sw")?;
+        switch.add_bridge("brc")?;
+        let ns_a = Netns::create("a")?;
+        let ns_h = Netns::create("h")?;
+        switch.attach("brc", "pa", &ns_a, "dcs0", "10.252.0.2/24")?;
+        switch.attach("brc", "ph", &ns_h, "dcs0", "10.252.0.3/24")?;
+        veth_pair(&ns_a, "data0", "10.251.0.2/24", &ns_h, "data0", "10.251.0.3/24")?;
+        let forwarder = Forwarder::start(
+            &ns_h,
+            "10.252.0.3:2379".parse()?,
+            format!("127.0.0.1:{}", etcd.client_port()).parse()?,
+        )?;
+        Ok(PartitionLab {
+            nodes: Vec::new(),
+            dirs: Vec::new(),
+            _forwarder: forwarder,
+            ns_a,
+            ns_h,
+            switch,
+            etcd,
+            scope: scope.into(),
+            etcd_addr: "10.252.0.3:2379".into(),
+        })
+    }
+
+    fn start(&mut self, name: &str, in_a: bool) -> usize {
+        let dir = postgres_tempdir();
+        let spec = NodeSpec::new(name, &self.scope, &self.etcd_addr);
+        let (ns, addr) = if in_a {
+            (&self.ns_a, "10.251.0.2")
+        } else {
+            (&self.ns_h, "10.251.0.3")
+        };
+        let node = NsNode::start(Path::new(common::BIN), dir.path(), spec, ns, addr);
+        self.dirs.push(dir);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn load(&self) -> ferroni_model::ClusterView {
+        common::load(&self.etcd.host_port(), &self.scope)
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- {} ---\n{}", n.spec.name, tail(&n.log(), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn streaming(&self, count: usize, timeout: Duration) {
+        wait_until(&format!("{count} streaming replicas"), timeout, || {
+            self.load()
+                .members
+                .iter()
+                .filter(|m| m.data.replication_state.as_deref() == Some("streaming") && m.data.state == "running")
+                .count()
+                == count
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+    }
+}
+
+impl Drop for PartitionLab {
+    fn drop(&mut self) {
+        // Nodes first, then their directories; the namespaces, the switch and etcd follow as fields.
+        self.nodes.clear();
+        self.dirs.clear();
+    }
+}
+
+#[test]
+fn leader_cut_off_from_etcd_by_a_black_holed_link_demotes_and_rejoins_after_the_heal() {
+    if let Some(why) = ferroni_testkit::netns::unavailable() {
+        eprintln!("SKIPPED: network namespaces cannot be used here: {why}");
+        return;
+    }
+    let mut lab = PartitionLab::create("cutoff").expect("build the namespaces");
+    let a = lab.start("a", true);
+    lab.nodes[a].wait_role("primary", secs(60));
+    lab.start("b", false);
+    lab.start("c", false);
+    lab.streaming(2, secs(60));
+    let ttl = u64::from(lab.nodes[a].spec.ttl);
+    let targets: Vec<PgTarget> = lab.nodes.iter().map(NsNode::target).collect();
+    let checker = WritableChecker::start_targets(targets.clone());
+    let writer = AckWriter::start(targets.clone());
+    wait_until("first acknowledged writes", secs(10), || writer.acked_count() >= 10).unwrap();
+
+    eprintln!("FAULT: bridge port of a's etcd link disabled (black hole; PostgreSQL/REST link to b, c kept)");
+    let cut_at = checker.elapsed();
+    let cut_w = writer.elapsed();
+    lab.switch.block("pa").expect("disable the bridge port");
+    let mut new_leader = String::new();
+    let elected = wait_until("b or c to take the leader key", secs(ttl * 3), || {
+        new_leader = lab.load().leader_name().unwrap_or_default().to_string();
+        new_leader == "b" || new_leader == "c"
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let ni = lab.nodes.iter().position(|n| n.spec.name == new_leader).unwrap();
+    wait_until("the new leader accepts writes", secs(20), || {
+        accepts_writes_at(&targets[ni])
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // Hold the partition a little longer: a must stay read-only while it cannot see etcd.
+    std::thread::sleep(secs(3));
+    let a_during = accepts_writes_at(&targets[a]);
+    let healed_at = checker.elapsed();
+    lab.switch.unblock("pa").expect("enable the bridge port");
+    let rejoined = wait_until("a to rejoin as a streaming replica", secs(60), || {
+        lab.load().member("a").is_some_and(|m| {
+            m.data.role == "replica"
+                && m.data.state == "running"
+                && m.data.replication_state.as_deref() == Some("streaming")
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    lab.streaming(2, secs(30));
+    let samples = checker.finish();
+    let log = writer.finish();
+
+    let a_port = lab.nodes[a].spec.pg_port;
+    let demoted = last_writable_between(&samples, a_port, cut_at, healed_at).map(|t| t - cut_at);
+    let failover = first_writable_on(&samples, lab.nodes[ni].spec.pg_port, cut_at).map(|t| t - cut_at);
+    let rewound = lab.nodes[a].log().contains("pg_rewind");
+    let lost = check_acknowledged(&log, &targets[ni], None);
+    eprintln!(
+        "FIGURES: a last writable {demoted:?} after the cut; {new_leader} took the key {elected:?} after the cut and \
+         was writable {failover:?} after it; a rejoined as a streaming replica {rejoined:?} after the heal \
+         (pg_rewind mentioned in its log: {rewound}); longest write gap {:?}; {} writes acknowledged, {} attempts \
+         failed, {lost} lost",
+        log.longest_gap_after(cut_w),
+        log.acked.len(),
+        log.failed,
+    );
+    assert_eq!(split_brain(&samples), vec![], "two writable primaries");
+    assert!(!a_during, "a accepted writes while cut off from etcd");
+    assert!(
+        demoted.is_none_or(|d| d < secs(ttl)),
+        "a stopped accepting writes only {demoted:?} after the cut, not before its lease ran out"
+    );
+    assert!(
+        lab.nodes[a]
+            .log()
+            .contains("demoting self because DCS is not accessible"),
+        "{}",
+        tail(&lab.nodes[a].log(), 40)
+    );
+}
