@@ -559,3 +559,50 @@ fn leader_cut_off_from_etcd_by_a_black_holed_link_demotes_and_rejoins_after_the_
         tail(&lab.nodes[a].log(), 40)
     );
 }
+
+#[test]
+#[ignore = "scratch"]
+fn scratch_orphan() {
+    let mut c = TestCluster::new("orphan");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    c.nodes[a]
+        .psql("CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 200000) g")
+        .unwrap();
+    let mut spec = c.spec("b");
+    spec.extra_postgresql = "  basebackup:\n    max-rate: 16M\n".into();
+    let b = c.start(spec);
+    let data = c.nodes[b].data_dir();
+    let data_arg = format!("--pgdata={}", data.display());
+    let mut basebackup = Vec::new();
+    wait_until("pg_basebackup copying", secs(60), || {
+        basebackup = pids_with(&data_arg)
+            .into_iter()
+            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "pg_basebackup"))
+            .collect();
+        !basebackup.is_empty() && dir_size(&data) > 20 * 1024 * 1024
+    })
+    .unwrap();
+    for p in &basebackup {
+        let fd2 = std::fs::read_link(format!("/proc/{p}/fd/2"));
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        eprintln!("pid {p} stderr {fd2:?} stat {stat}");
+    }
+    let t = Instant::now();
+    c.nodes[b].kill9();
+    if std::env::var("RESTART_NOW").is_ok() {
+        c.nodes[b].restart();
+    }
+    for _ in 0..300 {
+        let alive: Vec<i32> = basebackup.iter().copied().filter(|p| process_alive(*p)).collect();
+        eprintln!("{:?}: alive {alive:?} size {}", t.elapsed(), dir_size(&data) >> 20);
+        if alive.is_empty() { break; }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if std::env::var("RESTART_NOW").is_err() {
+        c.nodes[b].restart();
+    }
+    streaming(&c, 1, secs(80));
+    eprintln!("count {:?}", c.nodes[b].psql("SELECT count(*) FROM filler"));
+    eprintln!("{}", tail(&c.nodes[b].log(), 60));
+}

@@ -20,6 +20,7 @@ use ferroni_model::Member;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::hash::{BuildHasher, Hasher};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 /// The node answers `/restart` when PostgreSQL is back; by default it waits up to
@@ -224,6 +225,9 @@ async fn wait_for_rebuilds(rest: &Rest, mut waiting: Vec<Rebuild<'_>>, failed: &
                 continue;
             };
             let state = status["state"].as_str().unwrap_or_default();
+            if let Some(p) = status.get("progress").filter(|p| p["finished"] != true) {
+                show_progress(&w.member.name, p);
+            }
             let start = status["postmaster_start_time"].as_str().map(str::to_string);
             if state == "running" && (w.left_running || start != w.before) {
                 output::print(&format!("Reinitialize is completed on: {}\n", w.member.name));
@@ -236,6 +240,22 @@ async fn wait_for_rebuilds(rest: &Rest, mut waiting: Vec<Rebuild<'_>>, failed: &
             }
         }
         waiting = still;
+    }
+}
+
+/// One progress line per poll; on a terminal it redraws in place as a bar.
+fn show_progress(member: &str, p: &serde_json::Value) {
+    let text = crate::list::progress_text(p);
+    if std::io::stdout().is_terminal() {
+        let pct = p["percent"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0);
+        let filled = (pct / 5.0).round() as usize;
+        output::print(&format!(
+            "\r{member}: [{}{}] {text}\x1b[K",
+            "#".repeat(filled),
+            " ".repeat(20 - filled)
+        ));
+    } else {
+        output::print(&format!("{member}: {text}\n"));
     }
 }
 
