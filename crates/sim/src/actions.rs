@@ -16,6 +16,8 @@ use ferroni_model::PgRole;
 
 /// The WAL position of a freshly initialised cluster (roughly what initdb leaves).
 const INITDB_LSN: u64 = 0x0200_0000;
+/// How often a fast shutdown's wait for its WAL senders is checked.
+const DRAIN_POLL_MS: Millis = 200;
 /// How much slower a base backup runs under the slow-clone fault.
 const SLOW_CLONE_FACTOR: u64 = 30;
 
@@ -26,6 +28,11 @@ pub enum Phase {
     StartReplica(Option<Src>),
     CloneFrom(Src),
     Promote,
+    /// A fast shutdown waits for its WAL senders: done when every directly connected streaming
+    /// replica has everything, when Postgres is gone, or at pg_ctl's timeout.
+    Drain {
+        until: Millis,
+    },
     Stop {
         clean: bool,
         to_standby: bool,
@@ -99,6 +106,40 @@ impl World {
         }
     }
 
+    /// The phases of stopping Postgres in `mode`: a fast shutdown of a primary disconnects clients
+    /// at once and drains its WAL senders before the postmaster exits.
+    fn stop_phases(&mut self, i: usize, mode: StopMode, to_standby: bool) -> Vec<(Millis, Phase)> {
+        let stop = Phase::Stop {
+            clean: mode == StopMode::Fast,
+            to_standby,
+        };
+        let stop_ms = self.stop_ms(mode);
+        if mode == StopMode::Immediate || !self.nodes[i].pg.is_primary() {
+            return vec![(stop_ms, stop)];
+        }
+        if let Pg::Running { draining, .. } = &mut self.nodes[i].pg {
+            *draining = true;
+        }
+        let until = self.now() + u64::from(self.nodes[i].config.postgresql.pg_ctl_timeout) * 1_000;
+        vec![(DRAIN_POLL_MS, Phase::Drain { until }), (stop_ms, stop)]
+    }
+
+    /// Whether the WAL senders of node `i` have nothing left to send to a connected replica.
+    fn drained(&self, i: usize) -> bool {
+        let Pg::Running { data, .. } = &self.nodes[i].pg else {
+            return true;
+        };
+        self.nodes.iter().all(|n| match &n.pg {
+            Pg::Running {
+                upstream: Some(Src::Node(u)),
+                streaming: true,
+                data: r,
+                ..
+            } if *u == i => r.lsn >= data.lsn,
+            _ => true,
+        })
+    }
+
     fn clone_ms(&self, i: usize, src: Src) -> Millis {
         let size = match src {
             Src::Remote => self.remote.as_ref().map_or(0, |d| d.lsn),
@@ -124,32 +165,22 @@ impl World {
                 None => vec![(100, Phase::Fail("no replica method works without a leader"))],
             },
             LongAction::Reinitialize { source, .. } => match self.src(Some(source)) {
-                Some(src) => vec![
-                    (
-                        self.stop_ms(StopMode::Immediate),
-                        Phase::Stop {
-                            clean: false,
-                            to_standby: false,
-                        },
-                    ),
-                    (10, Phase::Wipe),
-                    (self.clone_ms(i, src), Phase::CloneFrom(src)),
-                ],
+                Some(src) => {
+                    let mut plan = self.stop_phases(i, StopMode::Immediate, false);
+                    plan.push((10, Phase::Wipe));
+                    plan.push((self.clone_ms(i, src), Phase::CloneFrom(src)));
+                    plan
+                }
                 None => vec![(100, Phase::Fail("unknown reinitialize source"))],
             },
             LongAction::StartPrimary => vec![(start, Phase::StartPrimary)],
             LongAction::StartReplica { upstream } => vec![(start, Phase::StartReplica(self.src(upstream.as_ref())))],
             LongAction::Promote => vec![(self.rng.range(200, 1_000), Phase::Promote)],
-            LongAction::Demote { mode, upstream } => vec![
-                (
-                    self.stop_ms(*mode),
-                    Phase::Stop {
-                        clean: *mode == StopMode::Fast,
-                        to_standby: true,
-                    },
-                ),
-                (start, Phase::StartReplica(self.src(upstream.as_ref()))),
-            ],
+            LongAction::Demote { mode, upstream } => {
+                let mut plan = self.stop_phases(i, *mode, true);
+                plan.push((start, Phase::StartReplica(self.src(upstream.as_ref()))));
+                plan
+            }
             LongAction::Follow { upstream } => {
                 vec![(self.rng.range(50, 200), Phase::Repoint(self.src(upstream.as_ref())))]
             }
@@ -160,13 +191,7 @@ impl World {
                 ],
                 None => vec![(100, Phase::Fail("unknown rejoin upstream"))],
             },
-            LongAction::Stop { mode } => vec![(
-                self.stop_ms(*mode),
-                Phase::Stop {
-                    clean: *mode == StopMode::Fast,
-                    to_standby: false,
-                },
-            )],
+            LongAction::Stop { mode } => self.stop_phases(i, *mode, false),
             LongAction::Restart => {
                 let again = match &self.nodes[i].pg {
                     Pg::Running {
@@ -176,12 +201,9 @@ impl World {
                     } => Phase::StartReplica(*upstream),
                     _ => Phase::StartPrimary,
                 };
-                let stop = self.stop_ms(StopMode::Fast);
-                let stop_phase = Phase::Stop {
-                    clean: true,
-                    to_standby: false,
-                };
-                vec![(stop, stop_phase), (start, again)]
+                let mut plan = self.stop_phases(i, StopMode::Fast, false);
+                plan.push((start, again));
+                plan
             }
         }
     }
@@ -193,6 +215,20 @@ impl World {
             .is_some_and(|s| s.id == id && s.result.is_none());
         if !live {
             return; // the node crashed or the action was aborted
+        }
+        if let Phase::Drain { until } = phase
+            && self.now() < until
+            && !self.drained(i)
+        {
+            let at = self.now() + DRAIN_POLL_MS;
+            let event = Event::Phase {
+                node: i,
+                action: id,
+                phase,
+                rest,
+            };
+            self.clock.schedule(at, event);
+            return;
         }
         let result = self.apply_phase(i, &phase);
         if result.is_ok() && !rest.is_empty() {
@@ -339,6 +375,7 @@ impl World {
                 _ => Err("postgres is not running as a replica".into()),
             },
             Phase::Rewind(src) => self.rewind(i, *src),
+            Phase::Drain { .. } => Ok(()),
             Phase::Wipe => {
                 self.nodes[i].pg = Pg::NoData;
                 Ok(())
@@ -376,6 +413,7 @@ fn running(data: Data, role: PgRole, upstream: Option<Src>, since: Millis) -> Pg
         role,
         upstream,
         streaming: false,
+        draining: false,
         since,
     }
 }

@@ -121,6 +121,8 @@ impl NodeSpec {
                 create_replica_methods: vec![],
                 replica_methods: BTreeMap::new(),
                 basebackup: vec![],
+                basebackup_attempts: 2,
+                basebackup_retry_delay: 5,
                 use_unix_socket: false,
                 pg_ctl_timeout: 60,
                 callbacks: BTreeMap::new(),
@@ -137,7 +139,12 @@ impl NodeSpec {
                 nosync: false,
                 all,
             },
-            watchdog: WatchdogConfig::default(),
+            // ferroni-config's default: mode automatic, safety_margin 5 s.
+            watchdog: WatchdogConfig {
+                mode: WatchdogMode::Automatic,
+                device: None,
+                safety_margin: 5,
+            },
             log: LogConfig::default(),
         }
     }
@@ -151,8 +158,10 @@ pub struct SimConfig {
     pub write_rate: u64,
     pub writable: WritableRule,
     pub cadence: Cadence,
-    /// Model the fence of issue 4 (off: ferroni as it is today).
+    /// The fencing process of the daemon (`fencing.rs`); off shows ferroni without it.
     pub fencing: bool,
+    /// How long a started daemon takes to its first cycle, in ms (`lo..=hi`, drawn per start).
+    pub start_delay: (u64, u64),
     /// Keep every event, not only the last few (replays).
     pub full_log: bool,
 }
@@ -167,7 +176,8 @@ impl SimConfig {
             write_rate: 100_000,
             writable: WritableRule::Strict,
             cadence: Cadence::AfterCycle,
-            fencing: false,
+            fencing: true,
+            start_delay: (100, 1_500),
             full_log: false,
         }
     }

@@ -104,6 +104,28 @@ fn describe_decision(d: &Decision, outcomes: &[Outcome]) -> String {
     s
 }
 
+/// The variant name of an action, as scenario triggers name it.
+pub fn action_kind(a: &Action) -> &'static str {
+    match a {
+        Action::TakeInitialize => "TakeInitialize",
+        Action::SetInitialize(_) => "SetInitialize",
+        Action::CancelInitialize => "CancelInitialize",
+        Action::WriteConfig(_) => "WriteConfig",
+        Action::AcquireLeader => "AcquireLeader",
+        Action::RefreshLeader => "RefreshLeader",
+        Action::ReleaseLeader => "ReleaseLeader",
+        Action::WriteStatus { .. } => "WriteStatus",
+        Action::ClearFailover => "ClearFailover",
+        Action::WriteHistory => "WriteHistory",
+        Action::SyncSlots(_) => "SyncSlots",
+        Action::AskPeers => "AskPeers",
+        Action::Start(_) => "Start",
+        Action::AbortLongAction => "AbortLongAction",
+        Action::Reload { .. } => "Reload",
+        Action::Fatal(_) => "Fatal",
+    }
+}
+
 fn action_name(a: &Action) -> String {
     match a {
         Action::Start(l) => match l {
@@ -152,6 +174,7 @@ impl World {
             pending: Default::default(),
             decision: None,
             published: None,
+            lock_confirmed_at: None,
             wait_until: now + wait,
         });
         self.schedule_cycle(i, now + wait, true);
@@ -175,6 +198,14 @@ impl World {
                     self.decide_once(i, &mut st);
                     continue;
                 }
+                let writable = matches!(
+                    st.pg,
+                    Some(PgState::Running {
+                        role: PgRole::Primary,
+                        ..
+                    })
+                );
+                self.fence_after_cycle(i, st.lock_confirmed_at, writable);
                 let wait = self.publish(i, &mut st);
                 if wait == 0 {
                     return self.end_cycle(i, st);
@@ -274,7 +305,7 @@ impl World {
                 });
                 if r == Ok(true) {
                     self.stats.leader_acquired += 1;
-                    self.refreshed(i, now);
+                    self.refreshed(i, now, st);
                 }
                 Flow::Decide(dcs_wait(&mut self.rng, &r, retry_ms))
             }
@@ -286,7 +317,7 @@ impl World {
                     Err(_) => Outcome::LeaderRefreshFailed,
                 });
                 if r == Ok(true) {
-                    self.refreshed(i, now);
+                    self.refreshed(i, now, st);
                 }
                 Flow::Decide(dcs_wait(&mut self.rng, &r, retry_ms))
             }
@@ -370,6 +401,9 @@ impl World {
             }
             Action::Fatal(msg) => Flow::Fatal(msg.clone()),
         };
+        if !self.triggers.is_empty() {
+            self.fire_triggers(i, action_kind(action));
+        }
         if self.dcs.leader_epoch != epoch {
             let holder = self.dcs.leader_name().unwrap_or("nobody").to_string();
             self.log.push(now, &who, format!("leader key now held by {holder}"));
@@ -378,11 +412,11 @@ impl World {
         flow
     }
 
-    fn refreshed(&mut self, i: usize, sent_at: Millis) {
+    fn refreshed(&mut self, i: usize, sent_at: Millis, st: &mut CycleState) {
         if let Some(d) = self.nodes[i].daemon_mut() {
             d.last_refresh = Some(sent_at);
         }
-        self.fence_arm(i, sent_at);
+        st.lock_confirmed_at = Some(sent_at);
     }
 
     /// `peers::ask_peers`: every member of the (possibly stale) cluster view but this node.
@@ -452,9 +486,6 @@ impl World {
         let cadence = self.cfg.cadence;
         let epoch = self.dcs.leader_epoch;
         let reachable = self.dcs.reachable(self.nodes[i].name()).is_ok();
-        if !holds_lock(&st.outcomes, st.cluster.as_ref(), self.nodes[i].name()) {
-            self.fence_disarm(i);
-        }
         let Some(d) = self.nodes[i].daemon_mut() else { return };
         d.snapshot = st.published;
         if let Some(decision) = &st.decision {

@@ -355,6 +355,12 @@ mod tests {
         assert_eq!(d.acquire_leader(&mut b, 1), Ok(false));
         assert_eq!(d.update_leader(&mut b, 2), Ok(false), "b may not take a's key");
         assert_eq!(d.update_leader(&mut a, 5_000), Ok(true));
+        assert_eq!(
+            d.expire(12_002),
+            vec!["b".to_string()],
+            "b's lease, renewed at 2 ms, runs out first"
+        );
+        assert_eq!(d.leader_name(), Some("a"));
         assert_eq!(d.expire(14_999), Vec::<String>::new());
         assert_eq!(d.expire(15_000), vec!["a".to_string()]);
         assert_eq!(d.leader_name(), None);

@@ -1,37 +1,45 @@
-//! What-if model of the fence of issue 4 (`crates/node/src/fence.rs`, not wired into the daemon
-//! yet): after every successful lock refresh the daemon arms a deadline of `refresh start + ttl -
-//! min(safety_margin, ttl / 2)`; a separate process, which a paused daemon does not stop, polls every
-//! 100 ms and stops Postgres (immediate shutdown) once the deadline passes. A daemon that no longer
-//! holds the lock disarms it. Only runs with `SimConfig::fencing`; by default the simulation shows
-//! ferroni as it is today, without a fence.
+//! The fence, as `crates/node/src/fencing.rs` and `fence.rs` run it: at the end of every cycle in
+//! which a DCS call confirmed the lock (acquire or refresh), the daemon arms a heartbeat deadline of
+//! `call start + ttl - min(safety_margin, ttl / 2)`; at the end of a cycle without confirmation it
+//! disarms, unless a demotion is running or Postgres is still a writable primary. A separate fence
+//! process, which a paused daemon does not stop, polls every 100 ms and stops Postgres (immediate
+//! shutdown) once the deadline has passed. `SimConfig::fencing: false` shows ferroni without it.
 
 use crate::clock::Millis;
-use crate::pgmodel::Pg;
 use crate::world::{Event, World};
+use ferroni_decision::{ActionStatus, LongAction};
 
-/// `watchdog.safety_margin` default (seconds), as in Patroni.
-const SAFETY_MARGIN_MS: Millis = 5_000;
 /// The fence reads the heartbeat this often.
 const POLL_MS: Millis = 100;
 
 impl World {
-    fn fence_margin(&self) -> Millis {
-        SAFETY_MARGIN_MS.min(self.cfg.ttl_ms() / 2)
+    /// `fence::deadline_after` with `margin_from_config` and `effective_margin`.
+    fn fence_deadline(&self, i: usize, started: Millis) -> Millis {
+        let ttl = self.cfg.ttl_ms();
+        let configured = self.nodes[i].config.watchdog.safety_margin;
+        let margin = u64::try_from(configured).map_or(ttl / 2, |s| s * 1000);
+        started + ttl - margin.min(ttl / 2)
     }
 
-    /// A lock refresh sent at `sent_at` succeeded.
-    pub(crate) fn fence_arm(&mut self, i: usize, sent_at: Millis) {
+    /// `Daemon::fence`, at the end of the decisions of a cycle.
+    pub(crate) fn fence_after_cycle(&mut self, i: usize, confirmed_at: Option<Millis>, pg_writable: bool) {
         if !self.cfg.fencing {
             return;
         }
-        let deadline = sent_at + self.cfg.ttl_ms() - self.fence_margin();
-        self.nodes[i].fence = Some(deadline);
-        let at = deadline + self.rng.range(1, POLL_MS);
-        self.clock.schedule(at, Event::Fence { node: i, deadline });
-    }
-
-    pub(crate) fn fence_disarm(&mut self, i: usize) {
-        self.nodes[i].fence = None;
+        if let Some(started) = confirmed_at {
+            let deadline = self.fence_deadline(i, started);
+            self.nodes[i].fence = Some(deadline);
+            let at = deadline + self.rng.range(1, POLL_MS);
+            self.clock.schedule(at, Event::Fence { node: i, deadline });
+            return;
+        }
+        let demoting = matches!(
+            self.nodes[i].action_status(),
+            ActionStatus::Running(LongAction::Demote { .. })
+        );
+        if !demoting && !pg_writable {
+            self.nodes[i].fence = None;
+        }
     }
 
     /// The fence polls after `deadline`: if the daemon did not re-arm it since, Postgres stops.
@@ -40,14 +48,14 @@ impl World {
             return;
         }
         self.nodes[i].fence = None;
-        if matches!(self.nodes[i].pg, Pg::Running { .. }) {
+        if self.nodes[i].pg.is_primary() || self.nodes[i].pg.is_replica() {
             self.nodes[i].pg.crash();
             let now = self.now();
             let who = self.nodes[i].name().to_string();
             self.log.push(
                 now,
                 &who,
-                "FENCE: heartbeat deadline missed, postgres stopped (immediate)",
+                "FENCE: heartbeat deadline passed, postgres stopped (immediate)",
             );
             self.stats.fenced += 1;
         }

@@ -76,26 +76,38 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A split brain the fence of issue 4 would have prevented: every primary but one had its lease
-/// run out before its daemon could demote it (the daemon was paused, dead, or stuck in DCS
-/// timeouts). Only when the fence is not modelled.
-pub const NO_FENCING: &str = "known: a primary outlived its lease because its daemon was paused or stuck; ferroni has no \
-     fencing yet (issue 4: fence.rs is not wired into the daemon)";
+/// A split brain the fence prevents, in a run without it: every primary but one had its lease run
+/// out before its daemon could demote it (the daemon was paused, dead, or stuck in DCS timeouts).
+pub const NO_FENCING: &str = "[no fence] a primary outlived its lease because its daemon was paused or stuck, in a run \
+     with the fencing process switched off (what-if)";
 /// decision core, `switchover.rs`: a named candidate is accepted without a lag check.
-pub const SWITCHOVER_LAG: &str = "known bug (decision core, switchover.rs): the leader hands over to the named candidate and \
+pub const SWITCHOVER_LAG: &str = "[bug: switchover lag] decision core, switchover.rs: the leader hands over to the named candidate and \
      the candidate takes the lock without any lag check; Patroni's is_failover_possible refuses a candidate that exceeds \
      maximum_lag_on_failover (pinned: tests/regressions.rs)";
 /// A diverged node whose LSN on its own timeline is numerically ahead passes the lag check.
-pub const CROSS_TIMELINE_LAG: &str = "known: Patroni semantics: the lag check compares LSNs of different histories, so a \
+pub const CROSS_TIMELINE_LAG: &str = "[Patroni semantics: cross-timeline lag] the lag check compares LSNs of different histories, so a \
      diverged node numerically ahead of status.optime may promote; check_timeline (off by default) only catches a \
      timeline number behind the cluster's, not a sibling fork that reused the number";
 /// decision core, `election.rs`: deferring to an ineligible peer on a higher timeline.
-pub const ELECTION_DEADLOCK: &str = "known bug (decision core, election.rs): an eligible replica defers to a peer on a higher \
+pub const ELECTION_DEADLOCK: &str = "[bug: election deadlock] decision core, election.rs: an eligible replica defers to a peer on a higher \
      timeline that is itself too far behind to lead, so nobody ever takes the lock; Patroni compares WAL positions only \
      (pinned: tests/regressions.rs)";
+/// node (`daemon.rs`, `execute.rs`, `fencing.rs`): acting on a stale lock confirmation.
+pub const STALE_CONFIRMATION: &str = "[bug: stale lock confirmation] node daemon/fence: the daemon was paused between the DCS \
+     call that confirmed its lock and the StartPrimary/Promote it decided on that outcome; it starts Postgres as a primary \
+     long after the lease ran out, and the fence, armed at the end of the cycle from the old confirmation, fires at once \
+     while Postgres is still starting and never again for that deadline (pinned: tests/regressions.rs)";
 /// decision core, `decide.rs`/`recovery.rs`: a failed rejoin is final whatever made it fail.
-pub const STICKY_REJOIN: &str = "known bug (decision core, recovery.rs): a rejoin that failed because the new leader was \
+pub const STICKY_REJOIN: &str = "[bug: sticky rejoin] decision core, recovery.rs: a rejoin that failed because the new leader was \
      briefly unreachable is never retried; Patroni retries unless pg_rewind itself failed (pinned: tests/regressions.rs)";
+
+/// The `[tag]` a known cause starts with, for tables.
+pub fn known_tag(known: &str) -> &str {
+    known
+        .strip_prefix('[')
+        .and_then(|k| k.split_once(']'))
+        .map_or(known, |(tag, _)| tag)
+}
 
 #[derive(Debug, Clone)]
 pub struct Violation {
@@ -117,6 +129,9 @@ pub struct Checker {
     /// The set of writable primaries of the split brain in progress (reported once per episode).
     split: Option<BTreeSet<usize>>,
     standby_reported: bool,
+    /// The node whose promotion was checked, while it keeps holding the leader key (re-bindings
+    /// after a restart included): promoting again in the same tenure is the same decision.
+    pub(crate) promotion_checked: Option<usize>,
     liveness_settled: bool,
     last_at: Millis,
     /// How to replay this run, printed in every report.
@@ -130,6 +145,7 @@ impl Checker {
             violations: Vec::new(),
             split: None,
             standby_reported: false,
+            promotion_checked: None,
             liveness_settled: false,
             last_at: 0,
             replay_hint: String::new(),
@@ -150,7 +166,7 @@ impl World {
             self.seed
         );
         if let Some(k) = known {
-            report.push_str(&format!("  ({k})\n"));
+            report.push_str(&format!("  known cause: {k}\n"));
         }
         report.push_str(&format!("replay: {}\n", self.checker.replay_hint));
         report.push_str(&format!(
@@ -184,7 +200,7 @@ impl World {
         });
     }
 
-    pub(crate) fn check_invariants(&mut self) {
+    pub fn check_invariants(&mut self) {
         let now = self.now();
         let primaries = self.running_primaries();
         if primaries.len() >= 2 {
@@ -217,7 +233,13 @@ impl World {
             return;
         }
         let safe = writable.iter().filter(|i| !self.outlived_lease(**i)).count();
-        let known = (safe <= 1 && !self.cfg.fencing).then_some(NO_FENCING);
+        let known = if safe <= 1 && !self.cfg.fencing {
+            Some(NO_FENCING)
+        } else if writable.iter().any(|i| self.nodes[*i].stale_start) {
+            Some(STALE_CONFIRMATION)
+        } else {
+            None
+        };
         let who: Vec<String> = writable
             .iter()
             .map(|i| {
@@ -259,6 +281,16 @@ impl World {
         !n.active() || stale
     }
 
+    /// Whether node `i` is about to act on a lock confirmation older than the fence allows
+    /// (`ttl - min(5 s, ttl / 2)`): its daemon was paused between the DCS call and the action.
+    fn stale_confirmation(&self, i: usize) -> bool {
+        let allowed = self.cfg.ttl_ms() - 5_000u64.min(self.cfg.ttl_ms() / 2);
+        self.nodes[i]
+            .daemon()
+            .and_then(|d| d.last_refresh)
+            .is_some_and(|r| self.now() > r + allowed)
+    }
+
     fn check_standby(&mut self, primaries: &BTreeSet<usize>) {
         if self.cfg.dynamic.standby_cluster.is_none() || self.checker.standby_reported {
             return;
@@ -275,7 +307,7 @@ impl World {
 
     fn check_liveness(&mut self) {
         let Some(heal) = self.heal_at else { return };
-        if self.checker.liveness_settled || self.cfg.dynamic.standby_cluster.is_some() {
+        if self.checker.liveness_settled {
             return;
         }
         let now = self.now();
@@ -294,7 +326,7 @@ impl World {
             self.log.push(
                 now,
                 "CHECK",
-                "no leader, and no node may lead (all beyond maximum_lag_on_failover)",
+                "no leader, and by the configured rules no node may lead (no data, tags, maximum_lag_on_failover or check_timeline)",
             );
             return;
         }
@@ -365,6 +397,7 @@ impl World {
         let standby = self.cfg.dynamic.standby_cluster.is_some();
         match action {
             LongAction::Bootstrap => {
+                self.stats.initdb_started += 1;
                 let others: Vec<String> = self
                     .nodes
                     .iter()
@@ -386,6 +419,14 @@ impl World {
                 let Some(data) = self.nodes[i].pg.data().cloned() else {
                     return;
                 };
+                if self.checker.promotion_checked == Some(i) {
+                    return;
+                }
+                self.checker.promotion_checked = Some(i);
+                let stale = self.stale_confirmation(i);
+                if stale {
+                    self.nodes[i].stale_start = true;
+                }
                 if self.nodes[i].config.tags.nofailover {
                     let detail = format!("{name} (tagged nofailover) starts {}", action.name());
                     self.record(Rule::NofailoverPromoted, detail, None);
@@ -419,6 +460,8 @@ impl World {
                     let candidate = self.dcs.failover_candidate() == Some(name.as_str());
                     let known = if candidate {
                         Some(SWITCHOVER_LAG)
+                    } else if stale {
+                        Some(STALE_CONFIRMATION)
                     } else if numeric <= max
                         && (!self.cfg.dynamic.check_timeline || data.lineage.timeline >= self.dcs.cluster_timeline())
                     {
@@ -454,9 +497,6 @@ impl World {
         }
         if self.dcs.failover_pending() {
             self.stats.switchovers_pending_at_end += 1;
-        }
-        if self.cfg.dynamic.standby_cluster.is_some() {
-            return;
         }
         let Some(leader) = self.leader() else { return };
         let Some(leader_data) = self.nodes[leader].pg.data().cloned() else {

@@ -46,6 +46,8 @@ pub struct CycleState {
     pub published: Option<Snapshot>,
     /// The call the cycle waits for returns at this instant (a pause does not shorten it).
     pub wait_until: Millis,
+    /// When the DCS call that last confirmed the lock in this cycle started (arms the fence).
+    pub lock_confirmed_at: Option<Millis>,
 }
 
 #[derive(Debug)]
@@ -96,6 +98,8 @@ pub struct Node {
     pub slow_clone: bool,
     /// The fence's heartbeat deadline, when armed (see `fence.rs`; modelled only with `fencing`).
     pub fence: Option<Millis>,
+    /// Its Postgres was started as a primary on a stale lock confirmation (for classification).
+    pub stale_start: bool,
     /// Incremented to invalidate cycle events scheduled before a crash, pause or wake-up.
     pub cycle_gen: u64,
 }
@@ -113,6 +117,7 @@ impl Node {
             slot: None,
             slow_clone: false,
             fence: None,
+            stale_start: false,
             cycle_gen: 0,
         }
     }

@@ -112,6 +112,8 @@ pub enum Pg {
         upstream: Option<Src>,
         /// Whether the WAL receiver is connected right now.
         streaming: bool,
+        /// A primary in a fast shutdown: no new writes, its WAL senders drain to the replicas.
+        draining: bool,
         since: Millis,
     },
 }
@@ -136,6 +138,18 @@ impl Pg {
             self,
             Pg::Running {
                 role: PgRole::Primary,
+                ..
+            }
+        )
+    }
+
+    /// A primary that accepts writes: running and not in a fast shutdown.
+    pub fn is_writable(&self) -> bool {
+        matches!(
+            self,
+            Pg::Running {
+                role: PgRole::Primary,
+                draining: false,
                 ..
             }
         )

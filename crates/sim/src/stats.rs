@@ -13,6 +13,8 @@ pub struct Stats {
     pub decisions: u64,
     pub faults: BTreeMap<&'static str, u64>,
     pub bootstraps: u64,
+    /// Bootstrap actions started (initdb runs), whether they finished or not.
+    pub initdb_started: u64,
     pub leader_acquired: u64,
     pub promotions: u64,
     pub rewinds: u64,
@@ -47,6 +49,7 @@ impl Stats {
             *self.faults.entry(k).or_default() += v;
         }
         self.bootstraps += o.bootstraps;
+        self.initdb_started += o.initdb_started;
         self.leader_acquired += o.leader_acquired;
         self.promotions += o.promotions;
         self.rewinds += o.rewinds;

@@ -3,7 +3,7 @@
 //! ```text
 //! ferroni-sim --seeds 10000            # seeds 0..10000 (add --from N to start elsewhere)
 //! ferroni-sim --seed 42 [--log]        # one seed, with its full event log
-//! ferroni-sim --nodes 5 --strict --patroni-cadence --standby --show 3
+//! ferroni-sim --nodes 5 --lease-aware --patroni-cadence --standby --no-fencing --show 3
 //! ferroni-sim --scenario crates/sim/scenarios/leader_crash_failover.txt
 //! ```
 //! Exit status 1 when a violation without a known cause was found.
@@ -11,8 +11,8 @@
 use ferroni_sim::{Cadence, RunOptions, WritableRule, run_seed, run_seeds, scenario};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: ferroni-sim [--seeds N] [--from N] [--seed N] [--log] [--nodes N] [--strict] \
-                     [--patroni-cadence] [--standby] [--show N] [--scenario FILE]";
+const USAGE: &str = "usage: ferroni-sim [--seeds N] [--from N] [--seed N] [--log] [--nodes N] [--lease-aware] \
+                     [--patroni-cadence] [--standby] [--no-fencing] [--show N] [--scenario FILE]";
 
 struct Args {
     opts: RunOptions,
@@ -44,9 +44,10 @@ fn parse_args() -> Option<Args> {
             "--nodes" => a.opts.nodes = Some(number()? as usize),
             "--show" => a.show = number()? as usize,
             "--log" => a.log = true,
-            "--strict" => a.opts.writable = WritableRule::Strict,
+            "--lease-aware" => a.opts.writable = WritableRule::LeaseAware,
             "--patroni-cadence" => a.opts.cadence = Cadence::FromCycleStart,
             "--standby" => a.opts.standby_cluster = true,
+            "--no-fencing" => a.opts.fencing = false,
             "--scenario" => a.scenario = Some(args.next()?),
             _ => return None,
         }
