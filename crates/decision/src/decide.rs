@@ -9,6 +9,23 @@ use ferroni_model::{ClusterView, PgRole, PgState, Role};
 /// One HA decision. Called once per cycle, and again within the cycle after a guarded action
 /// (see [`Action::is_guarded`]) with its outcome added to `obs.outcomes`.
 pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
+    let d = decide_inner(obs, mem);
+    remember_blind_demotion(d, mem)
+}
+
+/// A demotion without a known new leader cannot rewind; the node checks its data with pg_rewind
+/// before it follows anyone (it may have written past the new leader's fork point).
+fn remember_blind_demotion(d: Decision, mem: &mut Memory) -> Decision {
+    if d.actions
+        .iter()
+        .any(|a| matches!(a, Action::Start(LongAction::Demote { upstream: None, .. })))
+    {
+        mem.rewind_pending = true;
+    }
+    d
+}
+
+fn decide_inner(obs: &Observation, mem: &mut Memory) -> Decision {
     let Some(cluster) = obs.cluster else {
         return dcs_unreachable(obs);
     };
@@ -30,8 +47,10 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
         return bootstrap::without_data(obs, cluster, mem);
     }
     if obs.pg.is_running() {
-        mem.rejoin_failed = None;
         mem.switchover_demote = false;
+    }
+    if obs.holds_lock() {
+        mem.rewind_pending = false;
     }
     let adopt = match check_system_identifier(obs, cluster) {
         Identity::Matches => None,
@@ -44,7 +63,7 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
         } => leader::running_primary(obs, cluster, mem),
         PgState::Running {
             role: PgRole::Replica, ..
-        } => leader::running_replica(obs, cluster),
+        } => leader::running_replica(obs, cluster, mem),
         _ => recovery::not_running(obs, cluster, mem),
     };
     if let Some(sysid) = adopt {
@@ -163,8 +182,12 @@ fn after_long_action(obs: &Observation, finished: &ActionResult, mem: &mut Memor
             mem.history_pending = true;
             None
         }
+        (LongAction::Rejoin { .. }, Ok(_)) => {
+            mem.rewind_pending = false;
+            None
+        }
         (LongAction::Rejoin { .. }, Err(e)) => {
-            mem.rejoin_failed = Some(e.clone());
+            mem.rejoin_failed = Some((obs.now_ms, e.clone()));
             mem.last_error = Some(format!("rejoin failed: {e}"));
             None
         }

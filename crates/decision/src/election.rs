@@ -7,6 +7,41 @@ use ferroni_model::ClusterView;
 
 /// `Ok(())` when this node should try to take the lock; `Err(reason)` otherwise.
 pub fn is_healthiest(obs: &Observation, cluster: &ClusterView, my_lsn: u64, my_timeline: u32) -> Result<(), String> {
+    may_lead(obs, cluster, my_lsn, my_timeline)?;
+    let my_priority = obs.config.tags.failover_priority.unwrap_or(1);
+    let max_lag = obs.dynamic.maximum_lag_on_failover;
+    for peer in obs
+        .peers
+        .iter()
+        .flatten()
+        .filter(|p| p.name != obs.name() && p.reachable)
+    {
+        if peer.running && peer.role == Some(ferroni_model::Role::Primary) {
+            return Err(format!("{} is still running as primary", peer.name));
+        }
+        // Only a peer that could lead itself can stand in the way: one that is not allowed to, or is
+        // too far behind the last known leader position, must not block the election (it would
+        // wait for a leader that never comes).
+        let eligible =
+            !peer.nofailover && peer.failover_priority > 0 && cluster.optime().saturating_sub(peer.lsn) <= max_lag;
+        if !eligible {
+            continue;
+        }
+        // Patroni compares WAL positions only; timelines decide nothing here (check_timeline does).
+        if peer.lsn > my_lsn {
+            return Err(format!("{} is ahead of me", peer.name));
+        }
+        if peer.lsn == my_lsn && peer.failover_priority > my_priority {
+            return Err(format!("{} has a higher failover_priority", peer.name));
+        }
+    }
+    Ok(())
+}
+
+/// The conditions this node must meet by itself to lead, whoever else answers: its tags, its lag
+/// behind the last known leader position, and (with `check_timeline`) its timeline. A manual
+/// failover's candidate must meet them too.
+pub fn may_lead(obs: &Observation, cluster: &ClusterView, my_lsn: u64, my_timeline: u32) -> Result<(), String> {
     let tags = &obs.config.tags;
     if tags.nofailover {
         return Err("tagged nofailover".into());
@@ -27,26 +62,6 @@ pub fn is_healthiest(obs: &Observation, cluster: &ClusterView, my_lsn: u64, my_t
             "my timeline {my_timeline} is behind the cluster's {}",
             cluster.timeline()
         ));
-    }
-    for peer in obs
-        .peers
-        .iter()
-        .flatten()
-        .filter(|p| p.name != obs.name() && p.reachable)
-    {
-        if peer.running && peer.role == Some(ferroni_model::Role::Primary) {
-            return Err(format!("{} is still running as primary", peer.name));
-        }
-        let eligible = !peer.nofailover && peer.failover_priority > 0;
-        if !eligible {
-            continue;
-        }
-        if peer.timeline > my_timeline || (peer.timeline == my_timeline && peer.lsn > my_lsn) {
-            return Err(format!("{} is ahead of me", peer.name));
-        }
-        if peer.lsn == my_lsn && peer.timeline == my_timeline && peer.failover_priority > my_priority {
-            return Err(format!("{} has a higher failover_priority", peer.name));
-        }
     }
     Ok(())
 }

@@ -104,7 +104,7 @@ fn leader_duties(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> 
     d
 }
 
-pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView) -> Decision {
+pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> Decision {
     let name = obs.name();
     let outcome = obs.outcome(&LOCK_OUTCOMES);
     if obs.holds_lock() {
@@ -136,6 +136,16 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView) -> Decis
         };
     }
     if let Some(leader) = obs.other_leader() {
+        if mem.rewind_pending
+            && crate::recovery::rewind_allowed(obs)
+            && let Some(upstream) = cluster.member(leader).and_then(source::upstream)
+        {
+            return Decision::new(
+                format!("demoted without a known leader: checking my data with pg_rewind before following {leader}"),
+                Role::Replica,
+            )
+            .with(Action::Start(LongAction::Rejoin { upstream }));
+        }
         return follow(obs, cluster, leader);
     }
     if matches!(outcome, Some(Outcome::LeaderLost)) {
@@ -187,6 +197,14 @@ fn election(obs: &Observation, cluster: &ClusterView) -> Decision {
             return Decision::new("following: a manual failover names another candidate", Role::Replica);
         }
         Some(true) if switchover::i_am_candidate(obs, cluster) => {
+            // A named candidate skips the comparison with its peers, never its own eligibility.
+            let (lsn, timeline) = position(obs.pg);
+            if let Err(why) = election::may_lead(obs, cluster, lsn, timeline) {
+                return Decision::new(
+                    format!("manual failover: I am the candidate but cannot lead: {why}"),
+                    Role::Replica,
+                );
+            }
             return Decision::new(
                 "manual failover: I am the candidate, acquiring session lock",
                 Role::Replica,

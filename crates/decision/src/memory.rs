@@ -22,9 +22,12 @@ pub struct Memory {
     pub clone_failures: u32,
     /// This leader stops Postgres for a switchover; once stopped it releases the lock.
     pub switchover_demote: bool,
-    /// Why the last attempt to rejoin as a replica (pg_rewind) failed: the node stays out until the
-    /// data changes or an operator reinitializes it.
-    pub rejoin_failed: Option<String>,
+    /// When and why the last attempt to rejoin as a replica (pg_rewind) failed: the node waits a
+    /// few TTLs before it tries again (the leader may only have been restarting).
+    pub rejoin_failed: Option<(u64, String)>,
+    /// This node was demoted without knowing the new leader, so it could not rewind then: before it
+    /// follows anyone, its data must be checked with pg_rewind.
+    pub rewind_pending: bool,
     /// A promotion finished: the leader records the new timeline in `history`.
     pub history_pending: bool,
 }

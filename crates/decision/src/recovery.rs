@@ -55,14 +55,24 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Me
         .with(Action::Start(LongAction::StartReplica { upstream: None }))
 }
 
+/// After a failed rejoin a node waits this many TTLs before trying again.
+const REJOIN_RETRY_TTLS: u64 = 2;
+
 /// A former primary joins another leader: rewound first when pg_rewind is allowed, since it may
 /// have written past the point where the new leader's timeline forked.
 fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) -> Decision {
-    if let Some(why) = &mem.rejoin_failed {
-        return Decision::new(
-            format!("not rejoining as a replica of {leader}: {why}; reinitialize this member to rebuild it"),
-            Role::Replica,
-        );
+    if let Some((at, why)) = &mem.rejoin_failed {
+        let retry_in =
+            (REJOIN_RETRY_TTLS * u64::from(obs.dynamic.ttl) * 1000).saturating_sub(obs.now_ms.saturating_sub(*at));
+        if retry_in > 0 {
+            return Decision::new(
+                format!(
+                    "not rejoining as a replica of {leader}: {why}; trying again in {} s (or reinitialize this member)",
+                    retry_in.div_ceil(1000)
+                ),
+                Role::Replica,
+            );
+        }
     }
     let Some(upstream) = cluster.member(leader).and_then(source::upstream) else {
         return Decision::new(

@@ -27,6 +27,15 @@ fn healthy_candidate(m: &Member) -> bool {
     m.data.state == "running" && !m.data.tag_bool("nofailover") && !m.data.conn_url.is_empty()
 }
 
+/// The member's last published WAL position.
+fn position(m: &Member) -> u64 {
+    let d = &m.data;
+    d.xlog_location
+        .unwrap_or(0)
+        .max(d.receive_lsn.unwrap_or(0))
+        .max(d.replay_lsn.unwrap_or(0))
+}
+
 /// What the lock holder should do about the `failover` key.
 pub(crate) fn for_leader(obs: &Observation, cluster: &ClusterView) -> LeaderRequest {
     let Some(f) = request(cluster) else {
@@ -46,15 +55,22 @@ pub(crate) fn for_leader(obs: &Observation, cluster: &ClusterView) -> LeaderRequ
             Some(_) => {}
         }
     }
+    // Patroni's is_failover_possible: a candidate too far behind this leader would lose data.
+    let my_lsn = match obs.pg {
+        ferroni_model::PgState::Running { lsn, .. } => lsn.0,
+        _ => cluster.optime(),
+    };
+    let max_lag = obs.dynamic.maximum_lag_on_failover;
+    let lagging = |m: &Member| my_lsn.saturating_sub(position(m)) > max_lag;
     let candidates: Vec<&Member> = cluster
         .members
         .iter()
-        .filter(|m| m.name != me && healthy_candidate(m))
+        .filter(|m| m.name != me && healthy_candidate(m) && !lagging(m))
         .collect();
     match f.member.as_deref() {
         Some(c) if c == me => LeaderRequest::Clear("manual failover: I am already the leader".into()),
         Some(c) if !candidates.iter().any(|m| m.name == c) => LeaderRequest::Clear(format!(
-            "manual switchover: candidate {c} is not a healthy member; keeping the lock"
+            "manual switchover: candidate {c} is not a healthy member within maximum_lag_on_failover; keeping the lock"
         )),
         Some(c) => LeaderRequest::Demote(format!("manual switchover: demoting myself in favour of {c}")),
         None if candidates.is_empty() => {

@@ -1136,3 +1136,96 @@ fn rejoin_waits_for_the_new_leaders_checkpoint() {
     assert!(d.actions.is_empty());
     assert!(d.reason.contains("checkpoint after its promotion"), "{}", d.reason);
 }
+
+#[test]
+fn a_blind_demotion_rewinds_before_following() {
+    let mut c = Case::new("n0", None, running(PgRole::Primary, 1000));
+    let _ = c.decide();
+    assert!(c.memory.rewind_pending, "demoted without knowing the new leader");
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 2000)]);
+    let mut pg = running(PgRole::Replica, 1000);
+    if let PgState::Running { replication, .. } = &mut pg {
+        *replication = Some(ReplicationInfo {
+            upstream: Some(format!("127.0.0.1:{}", 5432 + 2)),
+            ..Default::default()
+        });
+    }
+    let mut c2 = Case::new("n0", Some(view), pg);
+    c2.memory = c.memory.clone();
+    c2.dynamic.use_pg_rewind = true;
+    assert!(matches!(
+        c2.decide().actions[..],
+        [Action::Start(LongAction::Rejoin { .. })]
+    ));
+    c2.finished = Some(ActionResult {
+        action: LongAction::Rejoin {
+            upstream: Upstream {
+                name: "n1".into(),
+                conn_url: String::new(),
+            },
+        },
+        result: Ok(None),
+    });
+    let _ = c2.decide();
+    assert!(!c2.memory.rewind_pending);
+}
+
+#[test]
+fn a_failed_rejoin_is_retried_after_a_while() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view), stopped(false));
+    c.dynamic.use_pg_rewind = true;
+    c.dynamic.ttl = 10;
+    c.memory.rejoin_failed = Some((95_000, "leader restarting".into()));
+    let d = c.decide();
+    assert!(
+        d.actions.is_empty() && d.reason.contains("trying again in 15 s"),
+        "{}",
+        d.reason
+    );
+    c.memory.rejoin_failed = Some((70_000, "leader restarting".into()));
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::Rejoin { .. })]
+    ));
+}
+
+#[test]
+fn elections_ignore_peers_that_could_not_lead_and_compare_positions_only() {
+    let mut c = Case::new("n0", Some(cluster(None, vec![])), running(PgRole::Replica, 1000));
+    let mut far_behind = peer("n1", 10);
+    far_behind.timeline = 5;
+    c.dynamic.maximum_lag_on_failover = 100;
+    c.peers = Some(vec![far_behind]);
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::AcquireLeader],
+        "a lagging peer on a newer timeline does not block"
+    );
+}
+
+#[test]
+fn a_lagging_or_nofailover_candidate_is_refused() {
+    let mut lagging = member("n1", "replica", 10);
+    lagging.data.xlog_location = Some(10);
+    let view = with_failover(
+        cluster(Some("n0"), vec![member("n0", "primary", 1000), lagging]),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n0", Some(view), running(PgRole::Primary, 5_000_000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(c.decide().actions, vec![Action::ClearFailover]);
+    // The candidate itself checks its own eligibility too.
+    let view = with_failover(
+        cluster(None, vec![member("n1", "replica", 1000)]),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n1", Some(view), running(PgRole::Replica, 1000));
+    c.config.tags.nofailover = true;
+    let d = c.decide();
+    assert!(d.actions.is_empty(), "{d:?}");
+}

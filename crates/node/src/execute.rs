@@ -28,6 +28,8 @@ pub struct Executor {
     pub peers: Option<Vec<PeerStatus>>,
     /// When (CLOCK_BOOTTIME) the DCS call that last confirmed this node's lock started.
     pub lock_confirmed_at: Option<Duration>,
+    /// How long a confirmation stays good: the fence's deadline (ttl minus the safety margin).
+    confirmation_valid_for: Duration,
 }
 
 impl Executor {
@@ -39,6 +41,13 @@ impl Executor {
             outcomes: Vec::new(),
             peers: None,
             lock_confirmed_at: None,
+            confirmation_valid_for: {
+                let ttl = Duration::from_secs(u64::from(dynamic.ttl));
+                ttl.saturating_sub(crate::fence::effective_margin(
+                    ttl,
+                    crate::fence::margin_from_config(cfg.watchdog.safety_margin, ttl),
+                ))
+            },
         }
     }
 
@@ -63,6 +72,15 @@ impl Executor {
         long: &mut LongActions,
     ) -> Step {
         for action in actions {
+            // A daemon stalled between confirming its lock and acting on it (SIGSTOP, swap) must not
+            // act on that confirmation: its lease may be gone and another node promoted.
+            if let Some(t0) = self.lock_confirmed_at
+                && crate::fence::boottime().saturating_sub(t0) > self.confirmation_valid_for
+            {
+                warn!("the leader lock confirmation is stale (the daemon stalled); acting on nothing this cycle");
+                self.lock_confirmed_at = None;
+                return Step::Done;
+            }
             match action {
                 Action::TakeInitialize => {
                     let won = self.bounded("take initialize key", self.dcs.attempt_initialize()).await;

@@ -327,6 +327,8 @@ async fn promote(pg: &Pg) -> Outcome {
 /// after the new leader's timeline forked cannot break streaming. On a failed rewind the data
 /// directory is removed only when `remove_data_directory_on_rewind_failure` allows it.
 async fn rejoin(pg: &Pg, upstream: &Upstream) -> Outcome {
+    // A demoted replica may still run: pg_rewind needs a cleanly stopped target.
+    stop(pg, StopMode::Fast).await?;
     rewind_if_allowed(pg, upstream).await?;
     pg.start_replica(Some(upstream))
         .await
