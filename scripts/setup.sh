@@ -13,6 +13,7 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
