@@ -392,6 +392,7 @@ fn postgresql(at: &At<'_>, name: &str, warnings: &mut Vec<String>) -> Result<Pos
             Some(b) => methods::basebackup_options(&b.at())?,
             None => Vec::new(),
         },
+        recovery_conf: methods::recovery_settings(at)?,
         basebackup_attempts: opt_with(at, "basebackup_attempts", |v| v.u32_min(1))?.unwrap_or(2),
         basebackup_retry_delay: opt_with(at, "basebackup_retry_delay", |v| v.u32_min(0))?.unwrap_or(5),
         use_unix_socket: flag("use_unix_socket")?,

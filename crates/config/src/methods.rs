@@ -118,15 +118,7 @@ pub fn bootstrap_method(boot: &At<'_>, warnings: &mut Vec<String>) -> Result<Boo
     let command = command(&section.req("command")?.at())?;
     let flag = |key: &str| -> Result<bool, ConfigError> { Ok(opt_with(&section, key, |v| v.flag())?.unwrap_or(false)) };
 
-    let mut recovery_conf = BTreeMap::new();
-    if let Some(rc) = section.opt("recovery_conf")? {
-        let rc = rc.at();
-        for (key, _) in rc.entries()? {
-            if let Some(value) = rc.opt(key)? {
-                recovery_conf.insert(key.clone(), setting_str(&value.at())?);
-            }
-        }
-    }
+    let recovery_conf = recovery_settings(&section)?;
 
     let mut extra_args = Vec::new();
     for (key, node) in section.entries()? {
@@ -146,6 +138,20 @@ pub fn bootstrap_method(boot: &At<'_>, warnings: &mut Vec<String>) -> Result<Boo
 }
 
 /// A PostgreSQL setting value as it goes into the server configuration: booleans as `on`/`off`.
+/// The `recovery_conf` map of `section` (a bootstrap method or `postgresql`), values as strings.
+pub(crate) fn recovery_settings(section: &At<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut recovery_conf = BTreeMap::new();
+    if let Some(rc) = section.opt("recovery_conf")? {
+        let rc = rc.at();
+        for (key, _) in rc.entries()? {
+            if let Some(value) = rc.opt(key)? {
+                recovery_conf.insert(key.clone(), setting_str(&value.at())?);
+            }
+        }
+    }
+    Ok(recovery_conf)
+}
+
 fn setting_str(at: &At<'_>) -> Result<String, ConfigError> {
     match at.node {
         Node::Bool(true) => Ok("on".to_string()),

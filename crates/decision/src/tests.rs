@@ -52,6 +52,7 @@ fn config(name: &str) -> Config {
             create_replica_methods: vec![],
             replica_methods: BTreeMap::new(),
             basebackup: vec![],
+            recovery_conf: Default::default(),
             basebackup_attempts: 2,
             basebackup_retry_delay: 5,
             use_unix_socket: false,

@@ -119,6 +119,8 @@ pub struct PostgresqlConfig {
     pub replica_methods: BTreeMap<String, ReplicaMethod>,
     /// `postgresql.basebackup` options in order (`max-rate`, `Some("100M")`).
     pub basebackup: Vec<(String, Option<String>)>,
+    /// `postgresql.recovery_conf`: extra recovery settings of every replica (e.g. `restore_command`).
+    pub recovery_conf: BTreeMap<String, String>,
     /// ferroni extension: pg_basebackup attempts per replica creation (Patroni: always 2).
     pub basebackup_attempts: u32,
     /// ferroni extension: seconds between pg_basebackup attempts (Patroni: always 5).

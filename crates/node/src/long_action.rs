@@ -72,6 +72,9 @@ impl Pg {
             warn!("{w}");
         }
         self.control.write_conf(&rendered)?;
+        if conf::sanitize_auto_conf(self.control.data_dir(), RunAs::postgres_if_root())? {
+            info!("removed recovery settings from postgresql.auto.conf (ferroni's postgresql.conf owns them)");
+        }
         self.control.set_signal_file(role.signal_file())
     }
 
@@ -105,6 +108,7 @@ impl Pg {
             primary_slot_name: slot,
             restore_command: standby.and_then(|sc| sc.restore_command.clone()),
             archive_cleanup_command: standby.and_then(|sc| sc.archive_cleanup_command.clone()),
+            extra: self.cfg.postgresql.recovery_conf.clone(),
             recovery_min_apply_delay: standby
                 .filter(|_| leaderless)
                 .and_then(|sc| sc.recovery_min_apply_delay.clone()),
@@ -290,8 +294,8 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
                 .map_err(|e| e.to_string())
         }
         LongAction::Reinitialize { source, methods } => {
+            // Each method empties the data directory unless it keeps data (a delta restore).
             stop(pg, StopMode::Immediate).await?;
-            pg.control.empty_data_dir().await.map_err(|e| e.to_string())?;
             create_replica(pg, Some(&source), &methods).await
         }
     }

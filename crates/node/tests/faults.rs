@@ -128,6 +128,39 @@ fn check_acknowledged(log: &WriteLog, leader: &PgTarget, tolerated: Option<(usiz
     missing.len()
 }
 
+/// Which mechanism stopped a primary that lost etcd: the decision ("demoting self because DCS is not
+/// accessible", when a DCS read failed) or the fencing process (the heartbeat's deadline, the
+/// lease's end minus the safety margin, passed while the daemon was blocked in DCS writes whose
+/// cycle had started with a successful read).
+fn demoted_by(log: &str) -> &'static str {
+    if log.contains("demoting self because DCS is not accessible") {
+        "the decision (DCS read failed)"
+    } else {
+        "the fencing process (heartbeat deadline passed while the cycle was blocked in DCS writes)"
+    }
+}
+
+/// The lines of a daemon log that tell a fault's story (role changes, DCS trouble, rejoin), at most
+/// `max` of them, for the test output.
+fn story(log: &str, max: usize) -> String {
+    const WORDS: [&str; 9] = [
+        "demot", "not accessible", "promot", "acquired", "lock", "rewind", "following a leader", "DCS", "WARN",
+    ];
+    let mut last = String::new();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| WORDS.iter().any(|w| l.contains(w)))
+        .filter(|l| {
+            // Repeated status lines once only.
+            let text = l.split_once("Z ").map_or(*l, |(_, t)| t).to_string();
+            let new = text != last;
+            last = text;
+            new
+        })
+        .collect();
+    lines[lines.len().saturating_sub(max)..].join("\n")
+}
+
 fn wait_acks_after(writer: &AckWriter, at: Duration, timeout: Duration) -> Duration {
     let start = Instant::now();
     let target = writer.acked_count();
@@ -168,7 +201,7 @@ fn etcd_frozen_past_retry_timeout_demotes_the_primary_and_the_cluster_recovers()
     c.etcd.resume();
 
     let leader = writable_leader(&c, secs(40));
-    let recovered = wait_acks_after(&writer, resumed_w, secs(20));
+    wait_acks_after(&writer, resumed_w, secs(20));
     streaming(&c, 1, secs(60));
     let samples = checker.finish();
     let log = writer.finish();
@@ -178,6 +211,7 @@ fn etcd_frozen_past_retry_timeout_demotes_the_primary_and_the_cluster_recovers()
         .map(|t| t - frozen_at)
         .unwrap_or_default();
     let writable_again = first_writable_after(&samples, resumed_at).map(|t| t - resumed_at);
+    let recovered = log.first_ack_after(resumed_w).map(|ack| ack.at - resumed_w);
     let lost = check_acknowledged(&log, &PgTarget::local(c.nodes[leader].spec.pg_port), None);
     eprintln!(
         "FIGURES: a last writable {demoted_after:?} after SIGSTOP; {acked_during} writes acknowledged while etcd \
@@ -188,6 +222,8 @@ fn etcd_frozen_past_retry_timeout_demotes_the_primary_and_the_cluster_recovers()
         log.acked.len(),
         log.failed,
     );
+    eprintln!("DEMOTED BY {}", demoted_by(&c.nodes[a].log()));
+    eprintln!("TIMELINE of a:\n{}", story(&c.nodes[a].log(), 25));
     assert_eq!(split_brain(&samples), vec![], "two writable primaries");
     assert!(
         demoted_after < secs(ttl),
@@ -197,18 +233,13 @@ fn etcd_frozen_past_retry_timeout_demotes_the_primary_and_the_cluster_recovers()
         last_writable_between(
             &samples,
             a_port,
-            frozen_at + secs(loop_wait + 2 * retry + 1),
+            frozen_at + secs(loop_wait + 2 * retry),
             resumed_at
         )
         .is_none(),
-        "a still accepted writes {:?} after etcd froze\n{}",
-        loop_wait + 2 * retry + 1,
+        "a still accepted writes {} s after etcd froze\n{}",
+        loop_wait + 2 * retry,
         logs(&c)
-    );
-    assert!(
-        c.nodes[a].log().contains("demoting self because DCS is not accessible"),
-        "{}",
-        tail(&c.nodes[a].log(), 40)
     );
     let _ = b;
 }
@@ -232,8 +263,9 @@ fn etcd_restarted_gracefully_and_after_kill9_the_cluster_keeps_or_regains_one_wr
     let started = Instant::now();
     c.etcd.restart();
     let etcd_down = started.elapsed();
+    let back1_w = writer.elapsed();
     let leader1 = writable_leader(&c, secs(40));
-    let resumed1 = wait_acks_after(&writer, writer.elapsed(), secs(30));
+    wait_acks_after(&writer, back1_w, secs(30));
     streaming(&c, 1, secs(60));
     let settled_w = writer.elapsed();
 
@@ -246,8 +278,9 @@ fn etcd_restarted_gracefully_and_after_kill9_the_cluster_keeps_or_regains_one_wr
     std::thread::sleep(outage);
     let back_at = checker.elapsed();
     c.etcd.restart();
+    let back2_w = writer.elapsed();
     let leader2 = writable_leader(&c, secs(40));
-    let resumed2 = wait_acks_after(&writer, writer.elapsed(), secs(30));
+    wait_acks_after(&writer, back2_w, secs(30));
     streaming(&c, 1, secs(60));
 
     let samples = checker.finish();
@@ -255,11 +288,13 @@ fn etcd_restarted_gracefully_and_after_kill9_the_cluster_keeps_or_regains_one_wr
     let old_port = c.nodes[leader1].spec.pg_port;
     let demoted2 = last_writable_between(&samples, old_port, killed_at, back_at).map(|t| t - killed_at);
     let gap_restart = longest_gap_between(&log, restart_w, settled_w);
+    let resumed1 = log.first_ack_after(back1_w).map(|ack| ack.at - back1_w);
+    let resumed2 = log.first_ack_after(back2_w).map(|ack| ack.at - back2_w);
     let lost = check_acknowledged(&log, &PgTarget::local(c.nodes[leader2].spec.pg_port), None);
     eprintln!(
         "FIGURES: graceful restart: etcd healthy again after {etcd_down:?}, longest write gap {gap_restart:?}, \
-         writes resumed {resumed1:?} after the restart returned, leader {}; kill -9 + {outage:?} outage: old \
-         leader last writable {demoted2:?} after the kill, writes resumed {resumed2:?} after etcd was back, longest \
+         writes acknowledged again {resumed1:?} after etcd was healthy, leader {}; kill -9 + {outage:?} outage: old \
+         leader last writable {demoted2:?} after the kill, writes acknowledged again {resumed2:?} after etcd was healthy, longest \
          gap {:?}, leader {}; {} writes acknowledged, {} attempts failed, {lost} lost",
         c.nodes[leader1].spec.name,
         log.longest_gap_after(killed_w),
@@ -267,7 +302,16 @@ fn etcd_restarted_gracefully_and_after_kill9_the_cluster_keeps_or_regains_one_wr
         log.acked.len(),
         log.failed,
     );
+    eprintln!("TIMELINE of a:\n{}", story(&c.nodes[a].log(), 25));
     assert_eq!(split_brain(&samples), vec![], "two writable primaries");
+    if etcd_down < Duration::from_millis(1500) {
+        // An etcd blip well inside retry_timeout is no reason to demote.
+        assert_eq!(leader1, a, "the leader changed over a {etcd_down:?} etcd restart");
+        assert!(
+            gap_restart < secs(retry),
+            "writes stopped for {gap_restart:?} over a {etcd_down:?} etcd restart"
+        );
+    }
     assert!(
         demoted2.is_none_or(|d| d < secs(u64::from(c.nodes[a].spec.ttl))),
         "the primary kept accepting writes for {demoted2:?} without etcd"
@@ -299,9 +343,10 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-#[test]
-fn replica_killed_mid_clone_starts_its_next_clone_clean() {
-    let mut c = TestCluster::new("midclone");
+/// A leader with ~80 MB of data and a replica `b` whose clone (pg_basebackup at 16 MB/s) has copied
+/// more than 20 MB: returns `b`'s index, the pg_basebackup pids (the copy and its WAL-streaming
+/// child) and the database size.
+fn replica_in_the_middle_of_its_clone(c: &mut TestCluster) -> (usize, Vec<i32>, u64) {
     let a = c.start(c.spec("a"));
     c.nodes[a].wait_role("primary", secs(60));
     c.nodes[a]
@@ -327,36 +372,32 @@ fn replica_killed_mid_clone_starts_its_next_clone_clean() {
         !basebackup.is_empty() && dir_size(&data) > 20 * 1024 * 1024
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", tail(&c.nodes[b].log(), 30)));
-    let copied = dir_size(&data);
+    (b, basebackup, size)
+}
+
+#[test]
+fn replica_killed_mid_clone_starts_its_next_clone_clean() {
+    let mut c = TestCluster::new("midclone");
+    let (b, basebackup, size) = replica_in_the_middle_of_its_clone(&mut c);
+    let data = c.nodes[b].data_dir();
     eprintln!(
-        "FAULT: SIGKILL to b's daemon while pg_basebackup {basebackup:?} had copied {} of ~{} MB",
-        copied >> 20,
+        "FAULT: SIGKILL to b's daemon and its pg_basebackup processes {basebackup:?} (a machine failure) after \
+         {} of ~{} MB were copied",
+        dir_size(&data) >> 20,
         size >> 20
     );
     c.nodes[b].kill9();
-    // A daemon killed with SIGKILL cannot stop its child; see whether pg_basebackup notices.
-    let orphan_exit = wait_until("the orphaned pg_basebackup to exit", secs(5), || {
-        basebackup.iter().all(|p| !process_alive(*p))
-    });
-    let orphan_note = match &orphan_exit {
-        Ok(d) => format!("pg_basebackup exited by itself {d:?} after the daemon"),
-        Err(_) => {
-            for p in &basebackup {
-                let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
-            }
-            "pg_basebackup was still running 5 s after the daemon died; killed it (machine-failure semantics)".into()
-        }
-    };
+    for p in &basebackup {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    wait_until("pg_basebackup gone", secs(5), || basebackup.iter().all(|p| !process_alive(*p))).unwrap();
     let partial = dir_size(&data);
     let has_control = data.join("global/pg_control").exists();
     eprintln!(
-        "FIGURES: {orphan_note}; left behind: {} MB, global/pg_control present: {has_control}",
+        "FIGURES: left behind in b's data directory: {} MB, global/pg_control present: {has_control}",
         partial >> 20
     );
-    assert!(
-        !has_control,
-        "the clone was meant to be interrupted, but it had finished"
-    );
+    assert!(!has_control, "the clone was meant to be interrupted, but it had finished");
     let log_len = c.nodes[b].log().len();
     let restarted = Instant::now();
     c.nodes[b].restart();
@@ -367,9 +408,7 @@ fn replica_killed_mid_clone_starts_its_next_clone_clean() {
         "200000",
         "the new clone is complete"
     );
-    c.nodes[a]
-        .psql("CREATE TABLE after_clone (x int); INSERT INTO after_clone VALUES (7)")
-        .unwrap();
+    c.nodes[0].psql("CREATE TABLE after_clone (x int); INSERT INTO after_clone VALUES (7)").unwrap();
     wait_until("b replays new writes", secs(20), || {
         c.nodes[b].psql("SELECT x FROM after_clone").is_ok_and(|v| v == "7")
     })
@@ -386,6 +425,39 @@ fn replica_killed_mid_clone_starts_its_next_clone_clean() {
         !second.contains("all replica methods failed") && !second.contains("not empty"),
         "the next clone succeeds at once:\n{}",
         tail(second, 40)
+    );
+}
+
+#[test]
+#[ignore = "bug: a daemon killed with SIGKILL mid-clone leaves pg_basebackup's WAL-streaming child running \
+            indefinitely (own process group, no parent-death signal): it keeps a walsender and a temporary \
+            slot on the leader and keeps writing into the data directory"]
+fn daemon_killed_mid_clone_leaves_no_pg_basebackup_behind() {
+    let mut c = TestCluster::new("orphan");
+    let (b, basebackup, _) = replica_in_the_middle_of_its_clone(&mut c);
+    eprintln!("FAULT: SIGKILL to b's daemon only, while pg_basebackup {basebackup:?} copies");
+    let killed = Instant::now();
+    c.nodes[b].kill9();
+    let gone = wait_until("b's pg_basebackup processes to exit", secs(15), || {
+        basebackup.iter().all(|p| !process_alive(*p))
+    });
+    let survivors: Vec<i32> = basebackup.iter().copied().filter(|p| process_alive(*p)).collect();
+    let on_leader = c.nodes[0]
+        .psql(
+            "SELECT (SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pg_basebackup') || ' walsenders, ' \
+             || (SELECT count(*) FROM pg_replication_slots WHERE temporary) || ' temporary slots'",
+        )
+        .unwrap_or_default();
+    eprintln!(
+        "FIGURES: {:?} after the kill: pg_basebackup still running: {survivors:?}; on the leader: {on_leader}",
+        killed.elapsed()
+    );
+    for p in &survivors {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    assert!(
+        gone.is_ok(),
+        "pg_basebackup {survivors:?} outlived its daemon by 15 s (leader: {on_leader})"
     );
 }
 
@@ -526,7 +598,15 @@ fn leader_cut_off_from_etcd_by_a_black_holed_link_demotes_and_rejoins_after_the_
                 && m.data.replication_state.as_deref() == Some("streaming")
         })
     })
-    .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    .unwrap_or_else(|e| {
+        let pm = std::fs::read_to_string(lab.nodes[a].data_dir().join("postmaster.log")).unwrap_or_default();
+        panic!(
+            "{e}\n{}\n--- a's postmaster.log ---\n{}\n--- a's story ---\n{}",
+            lab.logs(),
+            tail(&pm, 30),
+            story(&lab.nodes[a].log(), 40)
+        )
+    });
     lab.streaming(2, secs(30));
     let samples = checker.finish();
     let log = writer.finish();
@@ -545,64 +625,13 @@ fn leader_cut_off_from_etcd_by_a_black_holed_link_demotes_and_rejoins_after_the_
         log.acked.len(),
         log.failed,
     );
+    eprintln!("DEMOTED BY {}", demoted_by(&lab.nodes[a].log()));
+    eprintln!("TIMELINE of a:\n{}", story(&lab.nodes[a].log(), 25));
     assert_eq!(split_brain(&samples), vec![], "two writable primaries");
     assert!(!a_during, "a accepted writes while cut off from etcd");
     assert!(
         demoted.is_none_or(|d| d < secs(ttl)),
         "a stopped accepting writes only {demoted:?} after the cut, not before its lease ran out"
     );
-    assert!(
-        lab.nodes[a]
-            .log()
-            .contains("demoting self because DCS is not accessible"),
-        "{}",
-        tail(&lab.nodes[a].log(), 40)
-    );
 }
 
-#[test]
-#[ignore = "scratch"]
-fn scratch_orphan() {
-    let mut c = TestCluster::new("orphan");
-    let a = c.start(c.spec("a"));
-    c.nodes[a].wait_role("primary", secs(60));
-    c.nodes[a]
-        .psql("CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 200000) g")
-        .unwrap();
-    let mut spec = c.spec("b");
-    spec.extra_postgresql = "  basebackup:\n    max-rate: 16M\n".into();
-    let b = c.start(spec);
-    let data = c.nodes[b].data_dir();
-    let data_arg = format!("--pgdata={}", data.display());
-    let mut basebackup = Vec::new();
-    wait_until("pg_basebackup copying", secs(60), || {
-        basebackup = pids_with(&data_arg)
-            .into_iter()
-            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "pg_basebackup"))
-            .collect();
-        !basebackup.is_empty() && dir_size(&data) > 20 * 1024 * 1024
-    })
-    .unwrap();
-    for p in &basebackup {
-        let fd2 = std::fs::read_link(format!("/proc/{p}/fd/2"));
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        eprintln!("pid {p} stderr {fd2:?} stat {stat}");
-    }
-    let t = Instant::now();
-    c.nodes[b].kill9();
-    if std::env::var("RESTART_NOW").is_ok() {
-        c.nodes[b].restart();
-    }
-    for _ in 0..300 {
-        let alive: Vec<i32> = basebackup.iter().copied().filter(|p| process_alive(*p)).collect();
-        eprintln!("{:?}: alive {alive:?} size {}", t.elapsed(), dir_size(&data) >> 20);
-        if alive.is_empty() { break; }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    if std::env::var("RESTART_NOW").is_err() {
-        c.nodes[b].restart();
-    }
-    streaming(&c, 1, secs(80));
-    eprintln!("count {:?}", c.nodes[b].psql("SELECT count(*) FROM filler"));
-    eprintln!("{}", tail(&c.nodes[b].log(), 60));
-}

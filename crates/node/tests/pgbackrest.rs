@@ -366,9 +366,6 @@ fn second_restore(node: &FerroniNode, offset: usize) -> (usize, bool) {
 }
 
 #[test]
-#[ignore = "ferroni bug: LongAction::Reinitialize (crates/node/src/long_action.rs) empties the data \
-            directory before create_replica, so a keep_data method never sees the old files and \
-            pgBackRest's --delta copies everything (Patroni's _do_reinitialize leaves PGDATA to the methods)"]
 fn reinitialize_with_keep_data_is_a_delta_restore() {
     let (env, a, b) = restored_replica("pgbr-reinit");
     let offset = env.node(b).log().len();
@@ -487,16 +484,12 @@ fn replica_falls_behind_and_catches_up(scope: &str, restored_by_pgbackrest: bool
 
 #[test]
 fn a_restored_replica_that_fell_behind_fetches_wal_with_archive_get() {
-    // Today the restore_command that works is the one pgBackRest's restore wrote into
-    // postgresql.auto.conf; recovery_conf names the same command (see the ignored test below).
+    // pgBackRest's restore writes restore_command into postgresql.auto.conf; ferroni removes it
+    // there and applies the same command from postgresql.recovery_conf.
     replica_falls_behind_and_catches_up("pgbr-lag-restored", true);
 }
 
 #[test]
-#[ignore = "ferroni bug: postgresql.recovery_conf is accepted (crates/config/src/local.rs POSTGRESQL_KEYS) \
-            but never parsed into PostgresqlConfig, and replica_role (crates/node/src/long_action.rs) \
-            leaves StandbyParams.extra empty, so a replica gets no restore_command and cannot catch \
-            up once the leader recycled its WAL ('requested WAL segment ... has already been removed')"]
 fn a_basebackup_replica_that_fell_behind_fetches_wal_with_recovery_conf() {
     replica_falls_behind_and_catches_up("pgbr-lag-recovery-conf", false);
 }
@@ -613,8 +606,8 @@ fn a_new_cluster_bootstraps_to_a_point_in_time_from_the_repository() {
     assert!(log.contains("bootstrap finished"), "{}", tail(&log, 30));
     assert!(log.contains("restore command end: completed successfully"));
 
-    // Workaround until ferroni removes them itself (see the ignored test below): take pgBackRest's
-    // recovery settings out of postgresql.auto.conf before adding replicas, pg_basebackup copies it.
+    // Taking the settings out by hand is harmless (ferroni removes them itself; the test of
+    // replicas of a point-in-time cluster checks that without this step).
     for name in ["restore_command", "recovery_target_time", "recovery_target_action"] {
         node.psql(&format!("ALTER SYSTEM RESET {name}")).unwrap();
     }
@@ -631,13 +624,6 @@ fn a_new_cluster_bootstraps_to_a_point_in_time_from_the_repository() {
 }
 
 #[test]
-#[ignore = "ferroni bug: the recovery settings pgBackRest wrote into postgresql.auto.conf (kept by \
-            keep_existing_recovery_conf) stay there after the bootstrap; pg_basebackup copies them to \
-            every replica, where recovery_target_time overrides ferroni's postgresql.conf: at the first \
-            commit after the target the startup process fails ('requested recovery stop point is before \
-            consistent recovery point') and the replica never starts again. Patroni strips recovery \
-            parameters from postgresql.auto.conf (_sanitize_auto_conf) and writes empty recovery_target* \
-            for replicas"]
 fn replicas_of_a_point_in_time_cluster_keep_following_it() {
     let (mut env, r, _) = pitr_cluster("pgbr-pitr-src2");
     let r2 = env.start_with("r2", |_, spec, _| spec.scope = "pgbr-pitr".into());

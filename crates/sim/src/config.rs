@@ -121,6 +121,7 @@ impl NodeSpec {
                 create_replica_methods: vec![],
                 replica_methods: BTreeMap::new(),
                 basebackup: vec![],
+                recovery_conf: Default::default(),
                 basebackup_attempts: 2,
                 basebackup_retry_delay: 5,
                 use_unix_socket: false,

@@ -80,6 +80,7 @@ pub fn pg_config(dir: &Path, port: u16) -> PostgresqlConfig {
         create_replica_methods: vec![],
         replica_methods: BTreeMap::new(),
         basebackup: vec![],
+        recovery_conf: Default::default(),
         basebackup_attempts: 2,
         basebackup_retry_delay: 5,
         use_unix_socket: true,
