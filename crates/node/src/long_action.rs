@@ -112,7 +112,6 @@ impl Pg {
             recovery_min_apply_delay: standby
                 .filter(|_| leaderless)
                 .and_then(|sc| sc.recovery_min_apply_delay.clone()),
-            ..StandbyParams::default()
         };
         (ConfRole::Replica(params), target.map(|(h, p)| (pgpass_host(&h), p)))
     }
