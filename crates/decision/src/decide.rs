@@ -39,6 +39,12 @@ fn decide_inner(obs: &Observation, mem: &mut Memory) -> Decision {
     {
         return d;
     }
+    let starting_primary = matches!(obs.action, ActionStatus::Running(LongAction::StartPrimary))
+        || matches!(obs.pg, PgState::Starting { .. });
+    if starting_primary && let Some(d) = recovery::start_took_too_long(obs, cluster, mem) {
+        mem.primary_start_at = None;
+        return d;
+    }
     if let ActionStatus::Running(action) = &obs.action {
         return action_in_progress(obs, action);
     }
@@ -48,6 +54,7 @@ fn decide_inner(obs: &Observation, mem: &mut Memory) -> Decision {
     }
     if obs.pg.is_running() {
         mem.switchover_demote = false;
+        mem.primary_start_at = None;
     }
     if obs.holds_lock() {
         mem.rewind_pending = false;

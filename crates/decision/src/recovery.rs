@@ -34,7 +34,7 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Me
             .with(Action::Start(LongAction::StartReplica { upstream: None }));
     }
     if obs.holds_lock() {
-        return start_as_lock_holder(obs, *clean_shutdown);
+        return start_as_lock_holder(obs, cluster, *clean_shutdown, mem);
     }
     if let Some(leader) = obs.other_leader()
         && !standby
@@ -123,7 +123,7 @@ fn starting(obs: &Observation) -> Decision {
     Decision::new("postgres is starting", Role::Replica)
 }
 
-fn start_as_lock_holder(obs: &Observation, clean: bool) -> Decision {
+fn start_as_lock_holder(obs: &Observation, cluster: &ClusterView, clean: bool, mem: &mut Memory) -> Decision {
     let lock_outcomes = [
         Outcome::LeaderAcquired,
         Outcome::LeaderRefreshed,
@@ -139,12 +139,23 @@ fn start_as_lock_holder(obs: &Observation, clean: bool) -> Decision {
             Decision::new("starting as the standby leader", Role::StandbyLeader)
                 .with(Action::Start(LongAction::StartReplica { upstream }))
         }
+        Some(Outcome::LeaderRefreshed | Outcome::LeaderAcquired)
+            if !clean && obs.dynamic.primary_start_timeout == 0 && failover_possible(obs, cluster) =>
+        {
+            // primary_start_timeout 0: a crashed primary hands over at once instead of recovering.
+            Decision::new(
+                "primary crashed and primary_start_timeout is 0: releasing the leader lock for a failover",
+                Role::Replica,
+            )
+            .with(Action::ReleaseLeader)
+        }
         Some(Outcome::LeaderRefreshed | Outcome::LeaderAcquired) => {
             let why = if clean {
                 "starting primary"
             } else {
                 "starting primary after failure"
             };
+            mem.primary_start_at = Some(obs.now_ms);
             Decision::new(why, Role::Primary).with(Action::Start(LongAction::StartPrimary))
         }
         Some(_) => Decision::new("lost the leader lock; starting as a secondary", Role::Replica)
@@ -168,4 +179,39 @@ fn is_alone(obs: &Observation, cluster: &ClusterView) -> bool {
         _ => false,
     };
     timeline_ok && cluster.members.iter().all(|m| m.name == obs.name())
+}
+
+/// Whether another member could take over: a running replica that is not tagged nofailover.
+pub(crate) fn failover_possible(obs: &Observation, cluster: &ClusterView) -> bool {
+    cluster.members.iter().any(|m| {
+        m.name != obs.name()
+            && m.data.state == "running"
+            && m.data.role == "replica"
+            && !m.data.tag_bool("nofailover")
+            && !m.data.conn_url.is_empty()
+    })
+}
+
+/// A lock holder whose primary has been starting (crash recovery) for longer than
+/// `primary_start_timeout` gives the lock up when another member can take over.
+pub(crate) fn start_took_too_long(obs: &Observation, cluster: &ClusterView, mem: &Memory) -> Option<Decision> {
+    let began = mem.primary_start_at?;
+    let limit = u64::from(obs.dynamic.primary_start_timeout) * 1000;
+    if !obs.holds_lock() || obs.now_ms.saturating_sub(began) <= limit || !failover_possible(obs, cluster) {
+        return None;
+    }
+    Some(
+        Decision::new(
+            format!(
+                "primary did not start within primary_start_timeout ({} s): stopping it and releasing the lock",
+                obs.dynamic.primary_start_timeout
+            ),
+            Role::Replica,
+        )
+        .with(Action::AbortLongAction)
+        .with(Action::ReleaseLeader)
+        .with(Action::Start(LongAction::Stop {
+            mode: crate::StopMode::Immediate,
+        })),
+    )
 }

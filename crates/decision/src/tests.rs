@@ -1230,3 +1230,61 @@ fn a_lagging_or_nofailover_candidate_is_refused() {
     let d = c.decide();
     assert!(d.actions.is_empty(), "{d:?}");
 }
+
+#[test]
+fn primary_start_timeout_zero_fails_over_instead_of_restarting() {
+    let view = cluster(
+        Some("n0"),
+        vec![member("n0", "primary", 1000), member("n1", "replica", 1000)],
+    );
+    let crashed = PgState::Stopped {
+        sysid: "7000000000000000001".into(),
+        timeline: 1,
+        clean_shutdown: false,
+        standby: false,
+    };
+    let mut c = Case::new("n0", Some(view.clone()), crashed.clone());
+    c.dynamic.primary_start_timeout = 0;
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(c.decide().actions, vec![Action::ReleaseLeader]);
+    // Without a replica to take over, it restarts.
+    let mut c = Case::new("n0", Some(cluster(Some("n0"), vec![])), crashed);
+    c.dynamic.primary_start_timeout = 0;
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    assert_eq!(c.decide().actions, vec![Action::Start(LongAction::StartPrimary)]);
+}
+
+#[test]
+fn a_primary_starting_too_long_gives_the_lock_up() {
+    let view = cluster(
+        Some("n0"),
+        vec![member("n0", "primary", 1000), member("n1", "replica", 1000)],
+    );
+    let mut c = Case::new(
+        "n0",
+        Some(view),
+        PgState::Starting {
+            sysid: "7000000000000000001".into(),
+        },
+    );
+    c.action = ActionStatus::Running(LongAction::StartPrimary);
+    c.dynamic.primary_start_timeout = 30;
+    c.memory.primary_start_at = Some(100_000 - 29_000);
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::RefreshLeader],
+        "still within the timeout"
+    );
+    c.memory.primary_start_at = Some(100_000 - 31_000);
+    let d = c.decide();
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::AbortLongAction,
+            Action::ReleaseLeader,
+            Action::Start(LongAction::Stop {
+                mode: StopMode::Immediate
+            })
+        ]
+    );
+}

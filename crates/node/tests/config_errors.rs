@@ -86,6 +86,17 @@ fn forbidden_initdb_option_is_refused() {
 }
 
 #[test]
+fn breaking_basebackup_option_is_refused() {
+    refused(
+        &GOOD.replace(
+            "  data_dir: DATA\n",
+            "  data_dir: DATA\n  basebackup:\n    - format: tar\n",
+        ),
+        "postgresql.basebackup",
+    );
+}
+
+#[test]
 fn misnamed_bootstrap_method_is_refused() {
     refused(
         &GOOD.replace("bootstrap:\n", "bootstrap:\n  method: clone\n"),
