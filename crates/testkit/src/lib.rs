@@ -3,6 +3,7 @@
 //! Every process started here is stopped when its guard drops.
 
 pub mod etcd;
+pub mod netns;
 pub mod node;
 pub mod ports;
 pub mod wait;

@@ -72,6 +72,8 @@ pub struct NodeSpec {
     pub retry_timeout: u32,
     /// Extra YAML appended verbatim at the top level (must not repeat keys written here).
     pub extra_yaml: String,
+    /// Extra YAML lines inside `restapi:` (indented by the caller with 2 spaces).
+    pub extra_restapi: String,
     /// Extra YAML lines inside `postgresql:` (indented by the caller with 2 spaces).
     pub extra_postgresql: String,
     /// Extra YAML lines inside `bootstrap:` (indented with 2 spaces).
@@ -92,6 +94,7 @@ impl NodeSpec {
             loop_wait: 1,
             retry_timeout: 3,
             extra_yaml: String::new(),
+            extra_restapi: String::new(),
             extra_postgresql: String::new(),
             extra_bootstrap: String::new(),
             extra_dcs: String::new(),
@@ -107,7 +110,7 @@ namespace: /service
 restapi:
   listen: 127.0.0.1:{api}
   connect_address: 127.0.0.1:{api}
-etcd3:
+{extra_restapi}etcd3:
   hosts: {etcd}
 log:
   level: INFO
@@ -156,6 +159,7 @@ bootstrap:
             extra_dcs = self.extra_dcs,
             extra_pg = self.extra_postgresql,
             extra = self.extra_yaml,
+            extra_restapi = self.extra_restapi,
         )
     }
 }
