@@ -119,7 +119,8 @@ fn dcs_unreachable(obs: &Observation) -> Decision {
             Role::Demoted,
         )
         .with(Action::Start(LongAction::Demote {
-            mode: crate::StopMode::Immediate,
+            // Patroni's "offline" demotion: a fast stop hands the last WAL to connected replicas.
+            mode: crate::StopMode::Fast,
             upstream: None,
         }));
     }

@@ -16,6 +16,8 @@ fn config(name: &str) -> Config {
             authentication: None,
             certfile: None,
             keyfile: None,
+            cafile: None,
+            verify_client: VerifyClient::None,
         },
         ctl: CtlConfig::default(),
         etcd3: EtcdConfig {

@@ -11,6 +11,19 @@ use std::process::Child;
 use std::time::Duration;
 use tracing::{error, info, warn};
 
+/// Where the heartbeat of a data directory lives: next to it, never inside it, so pg_basebackup
+/// and pg_rewind cannot carry it to another node.
+fn heartbeat_path(cfg: &Config) -> PathBuf {
+    let mut path = cfg.postgresql.data_dir.clone().into_os_string();
+    path.push(".fence");
+    PathBuf::from(path)
+}
+
+/// Disarms the heartbeat from outside the loop (a demotion that has stopped the primary).
+pub fn disarm_heartbeat(cfg: &Config) {
+    let _ = Heartbeat::new(heartbeat_path(cfg)).disarm();
+}
+
 pub struct Fencing {
     heartbeat: Heartbeat,
     heartbeat_path: PathBuf,
@@ -26,13 +39,10 @@ pub struct Fencing {
 }
 
 impl Fencing {
-    /// Starts the fencing process. The heartbeat lives next to the data directory, never inside it,
-    /// so pg_basebackup and pg_rewind cannot carry it to another node.
+    /// Starts the fencing process.
     pub fn start(cfg: &Config) -> Fencing {
         let data_dir = cfg.postgresql.data_dir.clone();
-        let mut path = data_dir.clone().into_os_string();
-        path.push(".fence");
-        let heartbeat_path = PathBuf::from(path);
+        let heartbeat_path = heartbeat_path(cfg);
         let heartbeat = Heartbeat::new(&heartbeat_path);
         let _ = heartbeat.disarm();
         let mut f = Fencing {

@@ -271,6 +271,9 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
         LongAction::Promote => promote(pg).await,
         LongAction::Demote { mode, upstream } => {
             stop(pg, mode).await?;
+            // Nothing writable is left to fence: the read-only server started next must not be
+            // stopped by a heartbeat deadline that belonged to the primary.
+            crate::fencing::disarm_heartbeat(&pg.cfg);
             // The new leader may have forked before this node's last WAL: rewind before following.
             if let Some(u) = &upstream {
                 rewind_if_allowed(pg, u).await?;

@@ -37,7 +37,7 @@ pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus, phase: Opti
 pub fn member_data(cfg: &Config, pg: &PgState, role: Role, state: &str) -> MemberData {
     let mut m = MemberData {
         conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
-        api_url: format!("http://{}/patroni", cfg.restapi.connect_address),
+        api_url: format!("{}://{}/patroni", cfg.restapi.scheme(), cfg.restapi.connect_address),
         state: state.to_string(),
         role: role.as_str().to_string(),
         version: VERSION.to_string(),

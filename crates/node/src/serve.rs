@@ -6,7 +6,7 @@ use crate::daemon::Daemon;
 use crate::long_action::LongActions;
 use crate::snapshot::Publisher;
 use anyhow::{Context, Result};
-use ferroni_api::{ApiState, NodeSnapshot};
+use ferroni_api::{ApiState, NodeSnapshot, TlsSettings};
 use ferroni_dcs::{Dcs, EtcdDcs, NodeIdentity};
 use ferroni_model::{Config, DynamicConfig};
 use std::sync::Arc;
@@ -30,15 +30,20 @@ async fn run_node(mut cfg: Config) -> Result<()> {
     }
     let dynamic =
         ferroni_config::parse_dynamic(&cfg.bootstrap.dcs, "bootstrap.dcs").context("validate bootstrap.dcs")?;
+    // Certificates are read now, so a bad file stops the daemon before it touches anything.
+    ferroni_api::tls::install_crypto_provider();
+    let tls = TlsSettings::from_config(&cfg.restapi).context("set up HTTPS for the REST API")?;
+    let peer_client = crate::peers::client(&cfg).context("set up the client for the other members' REST APIs")?;
     let dcs = connect_dcs(&cfg, &dynamic)?;
     let listener = tokio::net::TcpListener::bind(&cfg.restapi.listen)
         .await
         .with_context(|| format!("bind the REST API to restapi.listen ({})", cfg.restapi.listen))?;
     info!(
-        "ferroni {} starting: scope {}, REST API on {}",
+        "ferroni {} starting: scope {}, REST API on {} ({})",
         ferroni_model::VERSION,
         cfg.scope,
-        cfg.restapi.listen
+        cfg.restapi.listen,
+        cfg.restapi.scheme()
     );
 
     let wake = Arc::new(Notify::new());
@@ -60,12 +65,17 @@ async fn run_node(mut cfg: Config) -> Result<()> {
         .with_wake(wake.clone())
         .with_credentials(cfg.restapi.authentication.as_ref());
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(ferroni_api::serve(listener, api, async {
+    let api_stopped = async {
         let _ = api_stopped.await;
-    }));
+    };
+    let api_task = match tls {
+        Some(tls) => tokio::spawn(ferroni_api::serve_tls(listener, api, api_stopped, tls)),
+        None => tokio::spawn(ferroni_api::serve(listener, api, api_stopped)),
+    };
 
     let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
-    let daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher, requests);
+    let mut daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher, requests);
+    daemon.http = peer_client;
     let result = daemon.run(shutdown_signal()).await;
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;

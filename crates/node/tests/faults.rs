@@ -428,16 +428,18 @@ fn replica_killed_mid_clone_starts_its_next_clone_clean() {
 }
 
 #[test]
-#[ignore = "bug: a daemon killed with SIGKILL mid-clone leaves pg_basebackup's WAL-streaming child running \
-            indefinitely (own process group, no parent-death signal): it keeps a walsender and a temporary \
-            slot on the leader and keeps writing into the data directory"]
-fn daemon_killed_mid_clone_leaves_no_pg_basebackup_behind() {
+/// A daemon killed alone mid-clone leaves pg_basebackup's WAL streamer running (it forked from
+/// pg_basebackup, so no parent-death signal reaches it); the restarted daemon kills it before it
+/// empties the data directory, which also frees the walsender and temporary slot on the leader.
+#[test]
+fn restarted_daemon_kills_a_pg_basebackup_left_from_a_killed_one() {
     let mut c = TestCluster::new("orphan");
     let (b, basebackup, _) = replica_in_the_middle_of_its_clone(&mut c);
     eprintln!("FAULT: SIGKILL to b's daemon only, while pg_basebackup {basebackup:?} copies");
     let killed = Instant::now();
     c.nodes[b].kill9();
-    let gone = wait_until("b's pg_basebackup processes to exit", secs(15), || {
+    c.nodes[b].restart();
+    let gone = wait_until("b's old pg_basebackup processes to exit", secs(15), || {
         basebackup.iter().all(|p| !process_alive(*p))
     });
     let survivors: Vec<i32> = basebackup.iter().copied().filter(|p| process_alive(*p)).collect();
@@ -456,7 +458,7 @@ fn daemon_killed_mid_clone_leaves_no_pg_basebackup_behind() {
     }
     assert!(
         gone.is_ok(),
-        "pg_basebackup {survivors:?} outlived its daemon by 15 s (leader: {on_leader})"
+        "pg_basebackup {survivors:?} outlived the restart of its daemon by 15 s (leader: {on_leader})"
     );
 }
 

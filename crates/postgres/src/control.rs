@@ -239,6 +239,12 @@ impl PgControl {
     pub async fn empty_data_dir(&self) -> Result<(), PgError> {
         let (dir, owner) = (self.cfg.data_dir.clone(), self.run_as);
         tracing::info!(data_dir = %dir.display(), "empty data directory");
+        // A daemon killed mid-clone leaves pg_basebackup's WAL-streaming child behind, still
+        // writing into this directory and pinning WAL on the source through its slot.
+        for pid in stray_basebackups(&dir) {
+            tracing::warn!(pid, "killing a pg_basebackup left over from an interrupted clone");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
         blocking(move || {
             fsutil::ensure_private_dir(&dir, owner)?;
             fsutil::remove_contents(&dir)
@@ -949,4 +955,21 @@ mod tests {
         assert_eq!(g.len(), 4);
         assert!(g[3].contains("pg_read_binary_file(text, bigint, bigint, boolean) TO \"rew ind\""));
     }
+}
+
+/// pg_basebackup processes (the main one and its forked WAL streamer share the command line) that
+/// write into `data_dir`.
+fn stray_basebackups(data_dir: &Path) -> Vec<i32> {
+    let wanted = format!("--pgdata={}", data_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let mut args = raw.split(|b| *b == 0).map(String::from_utf8_lossy);
+            let is_basebackup = args.next().is_some_and(|a| a.ends_with("pg_basebackup"));
+            is_basebackup && args.any(|a| a == wanted)
+        })
+        .collect()
 }

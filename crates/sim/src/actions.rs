@@ -5,8 +5,11 @@
 //! precondition no longer holds (Postgres crashed meanwhile, the clone source went away) fails the
 //! action, as the real step would.
 //!
-//! `Rejoin` models what the decision asks for ("crash recovery if needed, pg_rewind when allowed,
-//! then start as a replica"): WAL written after the fork point is discarded when the node diverged.
+//! `Demote` stops Postgres, runs pg_rewind against the new upstream when there is one and
+//! `use_pg_rewind` allows it, then starts as a replica; `Rejoin` stops a running Postgres (fast),
+//! rewinds when allowed and starts as a replica (`long_action.rs` `run`, `rejoin`,
+//! `rewind_if_allowed`). A rewind discards the WAL written after the fork point when the node
+//! diverged.
 
 use crate::clock::Millis;
 use crate::pgmodel::{Data, Lineage, Pg, Src, common_prefix, diverged_from};
@@ -27,7 +30,11 @@ pub enum Phase {
     StartPrimary,
     StartReplica(Option<Src>),
     CloneFrom(Src),
+    /// `pg_ctl promote`: the server is writable on a new timeline, but its control file names the
+    /// old one until the checkpoint that follows.
     Promote,
+    /// The checkpoint after promote (then the configuration is rewritten and reloaded).
+    Checkpoint,
     /// A fast shutdown waits for its WAL senders: done when every directly connected streaming
     /// replica has everything, when Postgres is gone, or at pg_ctl's timeout.
     Drain {
@@ -35,10 +42,10 @@ pub enum Phase {
     },
     Stop {
         clean: bool,
-        to_standby: bool,
     },
     Repoint(Option<Src>),
-    /// pg_rewind against this source when the data diverged from it.
+    /// pg_rewind against this source (`rewind_if_allowed`, planned only when `use_pg_rewind`
+    /// allows it): rewinds when the data diverged from it, fails when the source cannot be reached.
     Rewind(Src),
     /// Empty the data directory.
     Wipe,
@@ -107,12 +114,15 @@ impl World {
     }
 
     /// The phases of stopping Postgres in `mode`: a fast shutdown of a primary disconnects clients
-    /// at once and drains its WAL senders before the postmaster exits.
-    fn stop_phases(&mut self, i: usize, mode: StopMode, to_standby: bool) -> Vec<(Millis, Phase)> {
+    /// at once and drains its WAL senders before the postmaster exits. Stopping a server that does
+    /// not run returns at once (`PgControl::stop`: `NotRunning`).
+    fn stop_phases(&mut self, i: usize, mode: StopMode) -> Vec<(Millis, Phase)> {
         let stop = Phase::Stop {
             clean: mode == StopMode::Fast,
-            to_standby,
         };
+        if !matches!(self.nodes[i].pg, Pg::Running { .. }) {
+            return vec![(self.rng.range(1, 20), stop)];
+        }
         let stop_ms = self.stop_ms(mode);
         if mode == StopMode::Immediate || !self.nodes[i].pg.is_primary() {
             return vec![(stop_ms, stop)];
@@ -153,6 +163,16 @@ impl World {
         }
     }
 
+    /// `rewind_if_allowed`: the local `postgresql.use_pg_rewind` wins over the dynamic setting
+    /// (which a run never changes, so the plan can ask at its start).
+    fn rewind_allowed(&self, i: usize) -> bool {
+        self.nodes[i]
+            .config
+            .postgresql
+            .use_pg_rewind
+            .unwrap_or(self.cfg.dynamic.use_pg_rewind)
+    }
+
     fn plan(&mut self, i: usize, action: &LongAction) -> Vec<(Millis, Phase)> {
         let start = self.rng.range(300, 1_200);
         match action {
@@ -166,7 +186,7 @@ impl World {
             },
             LongAction::Reinitialize { source, .. } => match self.src(Some(source)) {
                 Some(src) => {
-                    let mut plan = self.stop_phases(i, StopMode::Immediate, false);
+                    let mut plan = self.stop_phases(i, StopMode::Immediate);
                     plan.push((10, Phase::Wipe));
                     plan.push((self.clone_ms(i, src), Phase::CloneFrom(src)));
                     plan
@@ -175,23 +195,38 @@ impl World {
             },
             LongAction::StartPrimary => vec![(start, Phase::StartPrimary)],
             LongAction::StartReplica { upstream } => vec![(start, Phase::StartReplica(self.src(upstream.as_ref())))],
-            LongAction::Promote => vec![(self.rng.range(200, 1_000), Phase::Promote)],
+            LongAction::Promote => vec![
+                (self.rng.range(200, 1_000), Phase::Promote),
+                (self.rng.range(50, 1_000), Phase::Checkpoint),
+            ],
             LongAction::Demote { mode, upstream } => {
-                let mut plan = self.stop_phases(i, *mode, true);
-                plan.push((start, Phase::StartReplica(self.src(upstream.as_ref()))));
+                let src = self.src(upstream.as_ref());
+                let mut plan = self.stop_phases(i, *mode);
+                // The new leader may have forked before this node's last WAL: rewind before following.
+                if let Some(src) = src
+                    && self.rewind_allowed(i)
+                {
+                    plan.push((self.rng.range(200, 2_000), Phase::Rewind(src)));
+                }
+                plan.push((start, Phase::StartReplica(src)));
                 plan
             }
             LongAction::Follow { upstream } => {
                 vec![(self.rng.range(50, 200), Phase::Repoint(self.src(upstream.as_ref())))]
             }
             LongAction::Rejoin { upstream } => match self.src(Some(upstream)) {
-                Some(src) => vec![
-                    (self.rng.range(200, 2_000), Phase::Rewind(src)),
-                    (start, Phase::StartReplica(Some(src))),
-                ],
+                Some(src) => {
+                    // A demoted replica may still run: pg_rewind needs a cleanly stopped target.
+                    let mut plan = self.stop_phases(i, StopMode::Fast);
+                    if self.rewind_allowed(i) {
+                        plan.push((self.rng.range(200, 2_000), Phase::Rewind(src)));
+                    }
+                    plan.push((start, Phase::StartReplica(Some(src))));
+                    plan
+                }
                 None => vec![(100, Phase::Fail("unknown rejoin upstream"))],
             },
-            LongAction::Stop { mode } => self.stop_phases(i, *mode, false),
+            LongAction::Stop { mode } => self.stop_phases(i, *mode),
             LongAction::Restart => {
                 let again = match &self.nodes[i].pg {
                     Pg::Running {
@@ -201,7 +236,7 @@ impl World {
                     } => Phase::StartReplica(*upstream),
                     _ => Phase::StartPrimary,
                 };
-                let mut plan = self.stop_phases(i, StopMode::Fast, false);
+                let mut plan = self.stop_phases(i, StopMode::Fast);
                 plan.push((start, again));
                 plan
             }
@@ -344,22 +379,29 @@ impl World {
                         *role = PgRole::Primary;
                         *upstream = None;
                         self.stats.promotions += 1;
+                        self.nodes[i].checkpoint_pending = true;
                         Ok(())
                     }
                     _ => Err("server is not in standby mode".into()),
                 }
             }
-            Phase::Stop { clean, to_standby } => {
+            Phase::Checkpoint => {
+                self.nodes[i].checkpoint_pending = false;
+                match self.nodes[i].pg {
+                    Pg::Running { .. } => Ok(()),
+                    _ => Err("postgres is not running".into()),
+                }
+            }
+            // The signal file stays as it was: a stopped primary has none until `start_replica`
+            // (or a rewind that rewound) writes `standby.signal`.
+            Phase::Stop { clean } => {
                 let pg = &mut self.nodes[i].pg;
                 if let Pg::Running { data, role, .. } = pg {
-                    let standby = *to_standby || *role == PgRole::Replica;
                     *pg = Pg::Stopped {
                         data: data.clone(),
                         clean: *clean,
-                        standby,
+                        standby: *role == PgRole::Replica,
                     };
-                } else if let (Pg::Stopped { standby, .. }, true) = (pg, *to_standby) {
-                    *standby = true;
                 }
                 Ok(())
             }
@@ -384,25 +426,68 @@ impl World {
         }
     }
 
-    /// pg_rewind: a stopped data directory that holds WAL its new upstream does not have goes back
-    /// to the fork point and takes the upstream's timeline history. Needs the source running.
+    /// pg_rewind (`rewind_if_allowed`): a stopped data directory that holds WAL its new upstream
+    /// does not have goes back to the fork point, takes the upstream's timeline history and gets
+    /// `standby.signal`; one that did not diverge, or is on the same timeline number as the
+    /// source, is left as it is ("no rewind required"). Needs the source running. A failure
+    /// removes the data directory only with `remove_data_directory_on_rewind_failure`.
     fn rewind(&mut self, i: usize, src: Src) -> Result<(), String> {
+        let result = self.run_pg_rewind(i, src);
+        if let Err(e) = &result
+            && self.nodes[i].config.postgresql.remove_data_directory_on_rewind_failure
+        {
+            self.nodes[i].pg = Pg::NoData;
+            return Err(format!("pg_rewind failed, data directory removed: {e}"));
+        }
+        result.map_err(|e| format!("pg_rewind failed: {e}"))
+    }
+
+    fn run_pg_rewind(&mut self, i: usize, src: Src) -> Result<(), String> {
         let source = self.stream_source(i, src);
-        let Pg::Stopped { data, standby, .. } = &mut self.nodes[i].pg else {
-            return Err("pg_rewind needs a stopped server".into());
+        // The source's control file names the timeline of its last checkpoint: the one before its
+        // promotion until the checkpoint after promote.
+        let checkpoint_pending = matches!(src, Src::Node(j) if self.nodes[j].checkpoint_pending);
+        // For the report: the source had not finished its promotion (not promoted yet, or no
+        // checkpoint yet), so it could not look diverged to pg_rewind.
+        let promoting = matches!(src, Src::Node(j) if self.nodes[j]
+            .slot
+            .as_ref()
+            .is_some_and(|s| s.action == LongAction::Promote && s.result.is_none()));
+        let Pg::Stopped { data, standby, clean } = &mut self.nodes[i].pg else {
+            return Err("cannot run pg_rewind: postgres is running".into());
         };
+        if *standby && !*clean {
+            // `PgControl::rewind`: single-user crash recovery would end a standby's recovery.
+            return Err(
+                "cannot rewind: the standby was not shut down cleanly; start it as a standby and stop it \
+                        (fast) first, or reinitialize it"
+                    .into(),
+            );
+        }
         let Some(source) = source else {
-            return Err("pg_rewind: the source server is not reachable".into());
+            return Err("could not connect to the source server".into());
         };
         if data.lineage.sysid != source.lineage.sysid {
-            return Err("pg_rewind: source and target clusters are from different systems".into());
+            return Err("source and target clusters are from different systems".into());
         }
+        let source_timeline = match source.lineage.past.last() {
+            Some(before) if checkpoint_pending => before.timeline,
+            _ => source.lineage.timeline,
+        };
         if diverged_from(data, &source) {
+            if data.lineage.timeline == source_timeline {
+                // pg_rewind compares the timelines of the two control files first: on the same
+                // number it finds nothing to rewind, whatever the histories (a source still
+                // promoting, before its checkpoint; a timeline number reused without an archive).
+                self.stats.rewinds_skipped_same_timeline += 1;
+                self.nodes[i].rewind_skipped = Some(promoting);
+                return Ok(());
+            }
             data.lsn = common_prefix(data, &source);
             data.lineage = source.lineage.clone();
+            *standby = true;
             self.stats.rewinds += 1;
         }
-        *standby = true;
         Ok(())
     }
 }

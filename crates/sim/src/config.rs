@@ -91,6 +91,8 @@ impl NodeSpec {
                 authentication: None,
                 certfile: None,
                 keyfile: None,
+                cafile: None,
+                verify_client: VerifyClient::None,
             },
             ctl: CtlConfig::default(),
             etcd3: EtcdConfig {

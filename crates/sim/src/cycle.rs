@@ -14,7 +14,7 @@ use crate::dcs::{DcsResult, FailMode};
 use crate::node::{CycleState, Daemon, Snapshot, member_data, reported_position, state_text};
 use crate::rng::Rng;
 use crate::world::World;
-use ferroni_decision::{Action, Decision, Observation, Outcome, PeerStatus, decide};
+use ferroni_decision::{Action, ActionStatus, Decision, LongAction, Observation, Outcome, PeerStatus, decide};
 use ferroni_model::{ClusterView, DynamicConfig, HistoryLine, PgRole, PgState, Role};
 
 /// Guarded actions re-run `decide` with their outcome; the daemon stops after six decisions.
@@ -129,16 +129,16 @@ pub fn action_kind(a: &Action) -> &'static str {
 fn action_name(a: &Action) -> String {
     match a {
         Action::Start(l) => match l {
-            ferroni_decision::LongAction::CreateReplica { source, .. } => {
+            LongAction::CreateReplica { source, .. } => {
                 format!("Start(CreateReplica from {:?})", source.as_ref().map(|s| &s.name))
             }
-            ferroni_decision::LongAction::Demote { upstream, mode } => {
+            LongAction::Demote { upstream, mode } => {
                 format!("Start(Demote {mode:?} -> {:?})", upstream.as_ref().map(|s| &s.name))
             }
-            ferroni_decision::LongAction::Follow { upstream } => {
+            LongAction::Follow { upstream } => {
                 format!("Start(Follow {:?})", upstream.as_ref().map(|s| &s.name))
             }
-            ferroni_decision::LongAction::StartReplica { upstream } => {
+            LongAction::StartReplica { upstream } => {
                 format!("Start(StartReplica -> {:?})", upstream.as_ref().map(|s| &s.name))
             }
             other => format!("Start({})", other.name()),
@@ -212,6 +212,23 @@ impl World {
                 }
                 return self.suspend(i, st, now + wait);
             };
+            // `Executor::run`: a confirmation older than the fence allows is not acted on; the rest
+            // of the decision is dropped and the cycle ends as if every action had run.
+            if let Some(t0) = st.lock_confirmed_at
+                && now.saturating_sub(t0) > self.confirmation_valid_for(i)
+            {
+                let who = self.nodes[i].name().to_string();
+                self.log.push(
+                    now,
+                    &who,
+                    "the leader lock confirmation is stale (the daemon stalled); acting on nothing this cycle",
+                );
+                self.stats.stale_confirmations += 1;
+                st.lock_confirmed_at = None;
+                st.pending.clear();
+                st.redecide = false;
+                continue;
+            }
             match self.execute(i, &action, &mut st) {
                 Flow::Next(0) => {}
                 Flow::Next(wait) => return self.suspend(i, st, now + wait),
@@ -473,7 +490,13 @@ impl World {
         if st.cluster.is_none() {
             return 0;
         }
-        let data = member_data(&n.config, pg, role, state);
+        let mut data = member_data(&n.config, pg, role, state);
+        if matches!(action, ActionStatus::Running(LongAction::Promote)) {
+            // Until the checkpoint that ends a promotion, pg_rewind against this node would find
+            // nothing to rewind: a former primary waits for it before it rejoins.
+            data.extra
+                .insert("checkpoint_after_promote".into(), serde_json::Value::Bool(false));
+        }
         let Daemon::Running(d) = &mut n.daemon else { return 0 };
         let r = self.dcs.touch_member(&mut d.client, data, now);
         dcs_wait(&mut self.rng, &r, retry_ms)

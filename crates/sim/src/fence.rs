@@ -13,12 +13,19 @@ use ferroni_decision::{ActionStatus, LongAction};
 const POLL_MS: Millis = 100;
 
 impl World {
-    /// `fence::deadline_after` with `margin_from_config` and `effective_margin`.
-    fn fence_deadline(&self, i: usize, started: Millis) -> Millis {
+    /// `ttl - effective_margin(ttl, margin_from_config(safety_margin, ttl))`: how long after the
+    /// start of the DCS call that confirmed the lock the fence fires, and how long the executor
+    /// (`Executor::confirmation_valid_for`) acts on that confirmation.
+    pub(crate) fn confirmation_valid_for(&self, i: usize) -> Millis {
         let ttl = self.cfg.ttl_ms();
         let configured = self.nodes[i].config.watchdog.safety_margin;
         let margin = u64::try_from(configured).map_or(ttl / 2, |s| s * 1000);
-        started + ttl - margin.min(ttl / 2)
+        ttl - margin.min(ttl / 2)
+    }
+
+    /// `fence::deadline_after` with `margin_from_config` and `effective_margin`.
+    fn fence_deadline(&self, i: usize, started: Millis) -> Millis {
+        started + self.confirmation_valid_for(i)
     }
 
     /// `Daemon::fence`, at the end of the decisions of a cycle.

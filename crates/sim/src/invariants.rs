@@ -19,6 +19,7 @@
 
 use crate::clock::Millis;
 use crate::config::WritableRule;
+use crate::node::LeftPrimary;
 use crate::pgmodel::{Data, Pg, Src, common_prefix, diverged_from};
 use crate::world::World;
 use ferroni_decision::LongAction;
@@ -80,26 +81,54 @@ impl fmt::Display for Rule {
 /// out before its daemon could demote it (the daemon was paused, dead, or stuck in DCS timeouts).
 pub const NO_FENCING: &str = "[no fence] a primary outlived its lease because its daemon was paused or stuck, in a run \
      with the fencing process switched off (what-if)";
-/// decision core, `switchover.rs`: a named candidate is accepted without a lag check.
-pub const SWITCHOVER_LAG: &str = "[bug: switchover lag] decision core, switchover.rs: the leader hands over to the named candidate and \
-     the candidate takes the lock without any lag check; Patroni's is_failover_possible refuses a candidate that exceeds \
-     maximum_lag_on_failover (pinned: tests/regressions.rs)";
 /// A diverged node whose LSN on its own timeline is numerically ahead passes the lag check.
 pub const CROSS_TIMELINE_LAG: &str = "[Patroni semantics: cross-timeline lag] the lag check compares LSNs of different histories, so a \
      diverged node numerically ahead of status.optime may promote; check_timeline (off by default) only catches a \
      timeline number behind the cluster's, not a sibling fork that reused the number";
-/// decision core, `election.rs`: deferring to an ineligible peer on a higher timeline.
-pub const ELECTION_DEADLOCK: &str = "[bug: election deadlock] decision core, election.rs: an eligible replica defers to a peer on a higher \
-     timeline that is itself too far behind to lead, so nobody ever takes the lock; Patroni compares WAL positions only \
-     (pinned: tests/regressions.rs)";
-/// node (`daemon.rs`, `execute.rs`, `fencing.rs`): acting on a stale lock confirmation.
-pub const STALE_CONFIRMATION: &str = "[bug: stale lock confirmation] node daemon/fence: the daemon was paused between the DCS \
-     call that confirmed its lock and the StartPrimary/Promote it decided on that outcome; it starts Postgres as a primary \
-     long after the lease ran out, and the fence, armed at the end of the cycle from the old confirmation, fires at once \
-     while Postgres is still starting and never again for that deadline (pinned: tests/regressions.rs)";
-/// decision core, `decide.rs`/`recovery.rs`: a failed rejoin is final whatever made it fail.
-pub const STICKY_REJOIN: &str = "[bug: sticky rejoin] decision core, recovery.rs: a rejoin that failed because the new leader was \
-     briefly unreachable is never retried; Patroni retries unless pg_rewind itself failed (pinned: tests/regressions.rs)";
+/// decision core, `leader.rs` `election` / `switchover.rs` `may_take_lock`: a named candidate that
+/// may not lead refuses the lock and everybody else waits for it.
+pub const INELIGIBLE_FAILOVER_CANDIDATE: &str = "[bug: failover key names an ineligible candidate] decision core, \
+     leader.rs election / switchover.rs may_take_lock: without a leader, the member named in the failover key refuses the \
+     lock because it may not lead (election::may_lead: lag beyond maximum_lag_on_failover, ...), while every other member \
+     defers to it (healthy_candidate only checks state, nofailover and conn_url), so nobody leads until an operator \
+     deletes the key (pinned: tests/regressions.rs)";
+/// decision core, `election.rs` `is_healthiest`: a peer behind the cluster timeline still blocks.
+pub const TIMELINE_DEADLOCK: &str = "[bug: election deadlock behind check_timeline] decision core, election.rs \
+     is_healthiest: with check_timeline, a peer on a timeline behind the cluster's may not lead itself, but an eligible \
+     member still defers to it when its WAL position is ahead (the filter of peers that could lead ignores \
+     check_timeline), so nobody takes the lock (pinned: tests/regressions.rs)";
+/// Two timelines forked apart under the same number: pg_rewind cannot tell them apart.
+pub const REUSED_TIMELINE: &str = "[Patroni semantics: reused timeline number] a node promoted from an older timeline \
+     took the same timeline number as another fork (without a WAL archive it cannot know the number is taken; \
+     check_timeline is off by default); pg_rewind compares the control files' timeline numbers, finds them equal and \
+     reports \"no rewind required\", so the former primary stays diverged";
+/// decision core, `memory.rs`/`recovery.rs`: `rewind_pending` lives only in the daemon's memory.
+pub const REWIND_PENDING_FORGOTTEN: &str = "[bug: rewind_pending forgotten] decision core, memory.rs/recovery.rs: a primary \
+     demoted without a known leader (Memory::rewind_pending) whose daemon restarts before the Rejoin forgets that it must \
+     rewind; its data directory has standby.signal (written by the demotion's start), so recovery.rs starts it as a replica \
+     and nothing ever checks it for divergence (pinned: tests/regressions.rs)";
+/// decision core, `leader.rs`: the demotion's rewind and the rewind_pending Rejoin do not wait for
+/// the new leader's checkpoint after promote.
+pub const REWIND_BEFORE_CHECKPOINT: &str = "[bug: rewind before the leader's checkpoint] decision core, leader.rs \
+     running_primary / running_replica: a primary demoted in favour of a known leader (Demote with upstream, whose \
+     action runs pg_rewind) and a node with rewind_pending (Rejoin) rewind as soon as they see the new leader (the \
+     leader-key watch wakes them just as it starts to promote), without waiting for checkpoint_after_promote as \
+     recovery.rs rejoin does; pg_rewind reads the old timeline in the leader's control file, reports \"no rewind \
+     required\", the action succeeds (clearing rewind_pending), and the node stays diverged (pinned: \
+     tests/regressions.rs)";
+/// decision core, `recovery.rs`: a switchover's demotion is never checked for divergence.
+pub const SWITCHOVER_NOT_REWOUND: &str = "[bug: switchover demotion not rewound] decision core, recovery.rs not_running: \
+     after a switchover's Stop the old leader releases the lock and starts as a replica (StartReplica without upstream) \
+     whether or not the candidate received all its WAL (the stop was unclean, or the candidate within \
+     maximum_lag_on_failover was not streaming); rewind_pending is not set, so it is never rewound; Patroni checks for \
+     divergence (trigger_check_diverged_lsn) whenever Postgres starts as a replica (pinned: tests/regressions.rs)";
+/// decision core, `recovery.rs`: a stopped former primary started as a replica without a leader.
+pub const STARTED_WITHOUT_LEADER: &str = "[bug: former primary started without a leader] decision core, recovery.rs \
+     not_running: a former primary's data directory (stopped without standby.signal: crashed, fenced, or demoted with a \
+     pg_rewind that failed) found while nobody holds the lock is \
+     started as a replica without upstream (\"starting as a secondary (no leader yet)\"); when a leader appears it just \
+     follows it, never rewound; Patroni checks for divergence (trigger_check_diverged_lsn) whenever Postgres \
+     starts as a replica (pinned: tests/regressions.rs)";
 
 /// The `[tag]` a known cause starts with, for tables.
 pub fn known_tag(known: &str) -> &str {
@@ -233,13 +262,7 @@ impl World {
             return;
         }
         let safe = writable.iter().filter(|i| !self.outlived_lease(**i)).count();
-        let known = if safe <= 1 && !self.cfg.fencing {
-            Some(NO_FENCING)
-        } else if writable.iter().any(|i| self.nodes[*i].stale_start) {
-            Some(STALE_CONFIRMATION)
-        } else {
-            None
-        };
+        let known = (safe <= 1 && !self.cfg.fencing).then_some(NO_FENCING);
         let who: Vec<String> = writable
             .iter()
             .map(|i| {
@@ -279,16 +302,6 @@ impl World {
             .and_then(|d| d.last_refresh)
             .is_none_or(|r| self.now() >= r + allowed);
         !n.active() || stale
-    }
-
-    /// Whether node `i` is about to act on a lock confirmation older than the fence allows
-    /// (`ttl - min(5 s, ttl / 2)`): its daemon was paused between the DCS call and the action.
-    fn stale_confirmation(&self, i: usize) -> bool {
-        let allowed = self.cfg.ttl_ms() - 5_000u64.min(self.cfg.ttl_ms() / 2);
-        self.nodes[i]
-            .daemon()
-            .and_then(|d| d.last_refresh)
-            .is_some_and(|r| self.now() > r + allowed)
     }
 
     fn check_standby(&mut self, primaries: &BTreeSet<usize>) {
@@ -335,32 +348,57 @@ impl World {
              is eligible",
             now - heal
         );
-        let known = self.election_deadlock().then_some(ELECTION_DEADLOCK);
+        let known = if self.failover_to_ineligible_candidate() {
+            Some(INELIGIBLE_FAILOVER_CANDIDATE)
+        } else if self.election_deadlock_behind_timeline() {
+            Some(TIMELINE_DEADLOCK)
+        } else {
+            None
+        };
         self.record(Rule::Liveness, detail, known);
     }
 
-    /// An eligible running replica and a running peer on a higher timeline that is itself beyond
-    /// the allowed lag: the replica defers to the peer, the peer refuses, nobody leads.
-    fn election_deadlock(&self) -> bool {
-        let max = self.cfg.dynamic.maximum_lag_on_failover;
-        let optime = self.dcs.optime().unwrap_or(0);
+    /// `election::may_lead` for node `n` on its real position: tags, lag behind `status`, and
+    /// with `check_timeline` its timeline against the cluster's.
+    fn may_lead(&self, n: &crate::node::Node) -> bool {
+        let tags = &n.config.tags;
+        let Some(d) = n.pg.data() else { return false };
+        let lag = self.dcs.optime().unwrap_or(0).saturating_sub(d.lsn);
+        !tags.nofailover
+            && tags.failover_priority.is_none_or(|p| p > 0)
+            && lag <= self.cfg.dynamic.maximum_lag_on_failover
+            && (!self.cfg.dynamic.check_timeline || d.lineage.timeline >= self.dcs.cluster_timeline())
+    }
+
+    /// The `failover` key names a live member that may not lead, and nobody holds the lock.
+    fn failover_to_ineligible_candidate(&self) -> bool {
+        let Some(c) = self.dcs.failover_candidate().and_then(|c| self.node_index(c)) else {
+            return false;
+        };
+        let n = &self.nodes[c];
+        self.dcs.leader_name().is_none() && n.daemon_alive() && !self.may_lead(n)
+    }
+
+    /// With `check_timeline`, a running member on a timeline behind the cluster's (so it may not
+    /// lead) is ahead of an eligible running member in WAL position.
+    fn election_deadlock_behind_timeline(&self) -> bool {
+        if !self.cfg.dynamic.check_timeline {
+            return false;
+        }
+        let cluster_tl = self.dcs.cluster_timeline();
         let running = |n: &crate::node::Node| match &n.pg {
-            Pg::Running { data, .. } if n.active() => Some((data.lineage.timeline, optime.saturating_sub(data.lsn))),
+            Pg::Running { data, .. } if n.active() => Some(data.clone()),
             _ => None,
         };
-        let eligible =
-            |n: &crate::node::Node| !n.config.tags.nofailover && n.config.tags.failover_priority.is_none_or(|p| p > 0);
         self.nodes
             .iter()
-            .filter(|n| eligible(n))
+            .filter(|n| self.may_lead(n))
             .filter_map(running)
-            .any(|(tl, lag)| {
-                lag <= max
-                    && self
-                        .nodes
-                        .iter()
-                        .filter_map(running)
-                        .any(|(ptl, plag)| ptl > tl && plag > max)
+            .any(|mine| {
+                self.nodes
+                    .iter()
+                    .filter_map(running)
+                    .any(|peer| peer.lineage.timeline < cluster_tl && peer.lsn > mine.lsn)
             })
     }
 
@@ -415,7 +453,23 @@ impl World {
                     self.record(Rule::SecondInitdb, detail, None);
                 }
             }
+            LongAction::Demote { upstream, .. } if self.nodes[i].pg.is_primary() => {
+                self.nodes[i].left_primary = Some(LeftPrimary::Demote {
+                    blind: upstream.is_none(),
+                    at: self.now(),
+                });
+            }
+            LongAction::Stop { .. } if self.nodes[i].pg.is_primary() => {
+                self.nodes[i].left_primary = Some(LeftPrimary::Stop);
+            }
+            LongAction::StartReplica { upstream: None } => {
+                if matches!(self.nodes[i].pg, Pg::Stopped { standby: false, .. }) {
+                    self.nodes[i].started_blind = true;
+                }
+            }
             LongAction::StartPrimary | LongAction::Promote => {
+                self.nodes[i].left_primary = None;
+                self.nodes[i].started_blind = false;
                 let Some(data) = self.nodes[i].pg.data().cloned() else {
                     return;
                 };
@@ -423,10 +477,6 @@ impl World {
                     return;
                 }
                 self.checker.promotion_checked = Some(i);
-                let stale = self.stale_confirmation(i);
-                if stale {
-                    self.nodes[i].stale_start = true;
-                }
                 if self.nodes[i].config.tags.nofailover {
                     let detail = format!("{name} (tagged nofailover) starts {}", action.name());
                     self.record(Rule::NofailoverPromoted, detail, None);
@@ -457,18 +507,9 @@ impl World {
                         self.status_writer.as_ref().map_or(0, |w| common_prefix(&data, w)),
                     );
                     let numeric = optime.saturating_sub(data.lsn);
-                    let candidate = self.dcs.failover_candidate() == Some(name.as_str());
-                    let known = if candidate {
-                        Some(SWITCHOVER_LAG)
-                    } else if stale {
-                        Some(STALE_CONFIRMATION)
-                    } else if numeric <= max
-                        && (!self.cfg.dynamic.check_timeline || data.lineage.timeline >= self.dcs.cluster_timeline())
-                    {
-                        Some(CROSS_TIMELINE_LAG)
-                    } else {
-                        None
-                    };
+                    let known = (numeric <= max
+                        && (!self.cfg.dynamic.check_timeline || data.lineage.timeline >= self.dcs.cluster_timeline()))
+                    .then_some(CROSS_TIMELINE_LAG);
                     self.record(Rule::PromotionLag, detail, known);
                 }
             }
@@ -502,6 +543,7 @@ impl World {
         let Some(leader_data) = self.nodes[leader].pg.data().cloned() else {
             return;
         };
+        let mut found = Vec::new();
         for j in 0..self.nodes.len() {
             let n = &self.nodes[j];
             if j == leader || !n.daemon_alive() || n.slot.is_some() {
@@ -521,6 +563,23 @@ impl World {
                 Pg::Running { streaming: true, .. } => {}
                 Pg::Running { data, .. } | Pg::Stopped { data, .. } if diverged(data) => {
                     self.stats.diverged_at_end += 1;
+                    // A replica that diverged (it received WAL a lagging new leader never had) needs
+                    // an operator; a former primary must have been rewound when pg_rewind is allowed.
+                    let rewind = n
+                        .config
+                        .postgresql
+                        .use_pg_rewind
+                        .unwrap_or(self.cfg.dynamic.use_pg_rewind);
+                    if n.former_primary && rewind {
+                        let detail = format!(
+                            "{}, a former primary, still holds WAL that leader {} does not have at the end of the \
+                             run although use_pg_rewind is on: {}",
+                            n.name(),
+                            self.nodes[leader].name(),
+                            n.describe(&self.names())
+                        );
+                        found.push((detail, self.never_rewound_cause(j)));
+                    }
                 }
                 _ => {
                     let detail = format!(
@@ -529,10 +588,36 @@ impl World {
                         self.nodes[leader].name(),
                         n.describe(&self.names())
                     );
-                    let sticky = n.daemon().is_some_and(|d| d.memory.rejoin_failed.is_some());
-                    self.record(Rule::Convergence, detail, sticky.then_some(STICKY_REJOIN));
+                    found.push((detail, None));
                 }
             }
+        }
+        for (detail, known) in found {
+            self.record(Rule::Convergence, detail, known);
+        }
+    }
+
+    /// Why a former primary was never rewound, when the cause is a known gap.
+    fn never_rewound_cause(&self, i: usize) -> Option<&'static str> {
+        let n = &self.nodes[i];
+        match n.rewind_skipped {
+            // pg_rewind ran against a leader still promoting: the demotion's own rewind and the
+            // Rejoin of `rewind_pending` do not wait for its checkpoint (recovery.rs `rejoin` waits
+            // for the flag).
+            Some(true) if matches!(n.left_primary, Some(LeftPrimary::Demote { .. })) => {
+                return Some(REWIND_BEFORE_CHECKPOINT);
+            }
+            Some(true) => return None,
+            Some(false) => return Some(REUSED_TIMELINE),
+            None => {}
+        }
+        let started_at = n.daemon().map_or(0, |d| d.started_at);
+        match n.left_primary? {
+            LeftPrimary::Demote { blind: true, at } if started_at > at => Some(REWIND_PENDING_FORGOTTEN),
+            LeftPrimary::Stop => Some(SWITCHOVER_NOT_REWOUND),
+            // Crashed, fenced, or demoted with a rewind that failed: stopped primary data.
+            _ if n.started_blind => Some(STARTED_WITHOUT_LEADER),
+            _ => None,
         }
     }
 }

@@ -76,6 +76,17 @@ pub enum Daemon {
     Running(Box<DaemonState>),
 }
 
+/// How a primary stopped being one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftPrimary {
+    /// `LongAction::Demote`, naming the new upstream or not, started at this instant.
+    Demote { blind: bool, at: Millis },
+    /// `LongAction::Stop` (a switchover's demotion).
+    Stop,
+    /// Postgres crashed, the node crashed or the fence stopped it.
+    Crash,
+}
+
 /// The background slot: the action, its id, its phases still to come and its result once done.
 #[derive(Debug)]
 pub struct RunningAction {
@@ -98,10 +109,22 @@ pub struct Node {
     pub slow_clone: bool,
     /// The fence's heartbeat deadline, when armed (see `fence.rs`; modelled only with `fencing`).
     pub fence: Option<Millis>,
-    /// Its Postgres was started as a primary on a stale lock confirmation (for classification).
-    pub stale_start: bool,
     /// Incremented to invalidate cycle events scheduled before a crash, pause or wake-up.
     pub cycle_gen: u64,
+    /// Its Postgres ran as a primary and has not streamed from anyone since: a former primary that
+    /// still has to rejoin (through pg_rewind when it wrote past the new leader's fork).
+    pub former_primary: bool,
+    /// How the former primary stopped being one (for classifying a former primary never rewound).
+    pub left_primary: Option<LeftPrimary>,
+    /// Its primary data directory was started as a replica without a leader to rewind against.
+    pub started_blind: bool,
+    /// Promoted, but the checkpoint after promote has not happened: the control file still names
+    /// the previous timeline.
+    pub checkpoint_pending: bool,
+    /// pg_rewind found "no rewind required" on the same timeline number although the data had
+    /// diverged, and it has not streamed since: `Some(true)` when the source was still promoting
+    /// (before its checkpoint), `Some(false)` when the two timelines only share their number.
+    pub rewind_skipped: Option<bool>,
 }
 
 impl Node {
@@ -117,8 +140,12 @@ impl Node {
             slot: None,
             slow_clone: false,
             fence: None,
-            stale_start: false,
             cycle_gen: 0,
+            former_primary: false,
+            left_primary: None,
+            started_blind: false,
+            checkpoint_pending: false,
+            rewind_skipped: None,
         }
     }
 

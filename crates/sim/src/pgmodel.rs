@@ -6,8 +6,8 @@
 //! through, each with a unique id. Real timelines are numbered, and two nodes promoted apart can both
 //! be on "timeline 2" with different WAL; the unique ids let the simulation compute the ground truth
 //! that Postgres itself cannot see: how much WAL two nodes really share ([`common_prefix`]). A replica
-//! that holds WAL its upstream does not have has diverged and can never stream from it (ferroni has no
-//! pg_rewind yet).
+//! that holds WAL its upstream does not have has diverged and can never stream from it until
+//! pg_rewind (`actions.rs`) takes it back to the fork point.
 
 use crate::clock::Millis;
 use ferroni_model::{Lsn, PgRole, PgState, ReplicationInfo};

@@ -18,8 +18,14 @@ pub struct Stats {
     pub leader_acquired: u64,
     pub promotions: u64,
     pub rewinds: u64,
+    /// pg_rewind runs that found "no rewind required" because target and source were on the same
+    /// timeline number although their histories had diverged (the source had not finished its
+    /// promotion, or a timeline number was reused): the node stays diverged.
+    pub rewinds_skipped_same_timeline: u64,
     /// Postgres servers stopped by the fence (only with fencing modelled).
     pub fenced: u64,
+    /// Cycles whose executor refused to act on a lock confirmation older than the fence deadline.
+    pub stale_confirmations: u64,
     /// Largest WAL gap (bytes, measured on the real history) between the last published leader
     /// position and a node that started to promote.
     pub max_promotion_lag: u64,
@@ -27,7 +33,7 @@ pub struct Stats {
     /// the cause (the strict reading of split brain).
     pub two_primaries_ms: u64,
     /// Replicas that could not stream at the end because they hold WAL the leader does not have
-    /// (a former primary; rejoining it needs pg_rewind, which ferroni does not run yet).
+    /// (a former primary not rewound, or a replica that received WAL a lagging new leader never had).
     pub diverged_at_end: u64,
     pub switchovers_requested: u64,
     /// Refused by the API's checks (candidate not running, tagged nofailover, is the leader).
@@ -53,7 +59,9 @@ impl Stats {
         self.leader_acquired += o.leader_acquired;
         self.promotions += o.promotions;
         self.rewinds += o.rewinds;
+        self.rewinds_skipped_same_timeline += o.rewinds_skipped_same_timeline;
         self.fenced += o.fenced;
+        self.stale_confirmations += o.stale_confirmations;
         self.max_promotion_lag = self.max_promotion_lag.max(o.max_promotion_lag);
         self.two_primaries_ms += o.two_primaries_ms;
         self.diverged_at_end += o.diverged_at_end;
@@ -79,18 +87,24 @@ impl fmt::Display for Stats {
         writeln!(
             f,
             "bootstraps {}, leader locks acquired {}, promotions {} (largest gap to the published leader position: {} \
-             bytes), pg_rewinds {}",
-            self.bootstraps, self.leader_acquired, self.promotions, self.max_promotion_lag, self.rewinds
+             bytes), pg_rewinds {} (found nothing to rewind on the same timeline number although diverged: {})",
+            self.bootstraps,
+            self.leader_acquired,
+            self.promotions,
+            self.max_promotion_lag,
+            self.rewinds,
+            self.rewinds_skipped_same_timeline
         )?;
         writeln!(
             f,
-            "two postgres primaries running at once: {} ms in total (strict reading, any cause); fenced {}",
-            self.two_primaries_ms, self.fenced
+            "two postgres primaries running at once: {} ms in total (strict reading, any cause); fenced {}; stale lock \
+             confirmations not acted on {}",
+            self.two_primaries_ms, self.fenced, self.stale_confirmations
         )?;
         writeln!(
             f,
             "after the faults: longest wait for a leader {} ms; runs left leaderless by design {}; \
-             diverged replicas (need pg_rewind) {}",
+             diverged replicas (need pg_rewind or a rebuild) {}",
             self.max_ms_to_leader_after_heal, self.leaderless_by_design, self.diverged_at_end
         )?;
         write!(

@@ -9,7 +9,7 @@ use crate::dcs::Dcs;
 use crate::faults::Command;
 use crate::invariants::{Checker, Violation};
 use crate::log::EventLog;
-use crate::node::{DaemonState, Node};
+use crate::node::{DaemonState, LeftPrimary, Node};
 use crate::pgmodel::{self, Data, Lineage, Pg, Src};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -251,11 +251,6 @@ impl World {
         if self.checker.promotion_checked.is_some() && self.checker.promotion_checked != holder {
             self.checker.promotion_checked = None;
         }
-        for n in &mut self.nodes {
-            if !n.pg.is_primary() {
-                n.stale_start = false;
-            }
-        }
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             let Some(d) = n.daemon() else { continue };
@@ -312,6 +307,23 @@ impl World {
                     Some(up) => pgmodel::stream(data, up, budget),
                     None => false,
                 };
+            }
+        }
+        for n in &mut self.nodes {
+            // Crash recovery ends with a checkpoint of its own.
+            if !matches!(n.pg, Pg::Running { .. }) {
+                n.checkpoint_pending = false;
+            }
+            match &n.pg {
+                Pg::Running { streaming: true, .. } | Pg::NoData | Pg::Invalid(_) => {
+                    n.former_primary = false;
+                    n.left_primary = None;
+                    n.started_blind = false;
+                    n.rewind_skipped = None;
+                }
+                p if p.is_primary() => n.former_primary = true,
+                _ if n.former_primary && n.left_primary.is_none() => n.left_primary = Some(LeftPrimary::Crash),
+                _ => {}
             }
         }
     }

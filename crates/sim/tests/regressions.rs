@@ -1,11 +1,11 @@
 //! Scenarios that once failed, pinned as regression tests (`scenarios/regressions/*.txt`; each file
-//! says what goes wrong and which seed found it).
+//! says what went wrong, which seed found it and what fixed it).
 //!
-//! The `#[ignore]`d ones fail today because of a bug in `ferroni_decision` (or, for one, in the
-//! daemon of `crates/node`), which this crate must not change; run them with
-//! `cargo test -p ferroni-sim --test regressions -- --ignored`. When a fix lands: remove the
-//! `#[ignore]`, and remove the matching known-cause classifier in `src/invariants.rs` so that the
-//! random runs fail if the bug comes back.
+//! The `#[ignore]`d ones fail today because of a bug in `ferroni_decision`, which this crate must
+//! not change; run them with `cargo test -p ferroni-sim --test regressions -- --ignored`. Each has
+//! a known-cause classifier in `src/invariants.rs` that keeps the random runs green while it is
+//! open. When a fix lands: remove the `#[ignore]`, and remove the classifier so that the random
+//! runs fail if the bug comes back (as was done for the first six below).
 
 use std::path::Path;
 
@@ -17,50 +17,92 @@ fn run(name: &str) {
     assert!(out.failures.is_empty(), "{}:\n{}", f.display(), out.failures.join("\n"));
 }
 
-/// switchover.rs: the leader hands over to a lagging candidate and the candidate promotes without a
-/// lag check (known cause `SWITCHOVER_LAG`).
+/// switchover.rs `for_leader`: the leader refuses a candidate beyond `maximum_lag_on_failover`,
+/// and the candidate checks its own eligibility (`election::may_lead`) before taking the lock.
 #[test]
-#[ignore = "decision-core bug: switchover to a candidate beyond maximum_lag_on_failover"]
 fn switchover_to_lagging_candidate() {
     run("switchover_to_lagging_candidate.txt");
 }
 
-/// leader.rs `election`: the failover key is handled before the nofailover tag.
+/// election.rs `may_lead`: a nofailover member named in the failover key does not take the lock.
 #[test]
-#[ignore = "decision-core bug: a nofailover member named in the failover key promotes"]
 fn nofailover_candidate_in_failover_key() {
     run("nofailover_candidate_in_failover_key.txt");
 }
 
-/// election.rs `is_healthiest`: an ineligible peer on a higher timeline blocks every election
-/// (known cause `ELECTION_DEADLOCK`).
+/// election.rs `is_healthiest`: peers that could not lead themselves are ignored, and WAL positions
+/// are compared without timelines.
 #[test]
-#[ignore = "decision-core bug: election deadlock behind an ineligible peer on a higher timeline"]
 fn election_deadlock_higher_timeline() {
     run("election_deadlock_higher_timeline.txt");
 }
 
-/// decide.rs / recovery.rs: a rejoin that failed because the leader was briefly unreachable is
-/// never retried (known cause `STICKY_REJOIN`).
+/// decide.rs / recovery.rs: a failed rejoin is retried after 2 × ttl.
 #[test]
-#[ignore = "decision-core bug: a failed rejoin is final whatever made it fail"]
 fn rejoin_failure_is_final() {
     run("rejoin_failure_is_final.txt");
 }
 
-/// leader.rs `follow`: a primary demoted while running is never checked for divergence or rewound.
+/// A primary demoted without a known leader (`Memory::rewind_pending`) rejoins the new leader
+/// through pg_rewind (`LongAction::Rejoin` stops the running replica first); a demotion with a
+/// known leader rewinds against it (`long_action.rs`).
 #[test]
-#[ignore = "decision-core gap: a demoted primary that diverged is never rewound"]
 fn demoted_primary_is_never_rewound() {
     run("demoted_primary_is_never_rewound.txt");
 }
 
-/// node daemon/fence (not the decision core): a daemon paused between the call that confirmed its
-/// lock and the StartPrimary it decided on that outcome starts a primary long after its lease ran
-/// out; the fence's deadline, taken from the old confirmation, has already passed (known cause
-/// `STALE_CONFIRMATION`).
+/// execute.rs: the executor does not act on a lock confirmation older than the fence deadline.
 #[test]
-#[ignore = "node bug: a stale lock confirmation starts Postgres as primary after a pause"]
 fn stale_lock_confirmation() {
     run("stale_lock_confirmation.txt");
+}
+
+/// memory.rs / recovery.rs: `rewind_pending` lives in the daemon's memory only; a daemon restart
+/// between a blind demotion and the Rejoin forgets it, and the standby data directory is started
+/// as a replica without a divergence check (known cause `REWIND_PENDING_FORGOTTEN`).
+#[test]
+#[ignore = "decision-core bug: a daemon restart forgets rewind_pending"]
+fn rewind_pending_forgotten() {
+    run("rewind_pending_forgotten.txt");
+}
+
+/// recovery.rs `not_running`: a switchover's demotion (Stop, ReleaseLeader, StartReplica without
+/// upstream) never checks for divergence (known cause `SWITCHOVER_NOT_REWOUND`).
+#[test]
+#[ignore = "decision-core bug: the old leader of a switchover is never rewound"]
+fn switchover_demotion_not_rewound() {
+    run("switchover_demotion_not_rewound.txt");
+}
+
+/// recovery.rs `not_running`: former primary data started as a replica while nobody holds the lock
+/// is never checked for divergence (known cause `STARTED_WITHOUT_LEADER`).
+#[test]
+#[ignore = "decision-core bug: a former primary started without a leader is never rewound"]
+fn former_primary_started_without_leader() {
+    run("former_primary_started_without_leader.txt");
+}
+
+/// leader.rs `election` / switchover.rs `may_take_lock`: the named candidate may not lead and the
+/// others wait for it (known cause `INELIGIBLE_FAILOVER_CANDIDATE`).
+#[test]
+#[ignore = "decision-core bug: a failover key naming an ineligible candidate blocks every election"]
+fn failover_key_names_ineligible_candidate() {
+    run("failover_key_names_ineligible_candidate.txt");
+}
+
+/// election.rs `is_healthiest`: with check_timeline, a peer behind the cluster's timeline still
+/// blocks the election (known cause `TIMELINE_DEADLOCK`).
+#[test]
+#[ignore = "decision-core bug: election deadlock behind a peer on an old timeline (check_timeline)"]
+fn election_deadlock_behind_check_timeline() {
+    run("election_deadlock_behind_check_timeline.txt");
+}
+
+/// leader.rs `running_replica` (and `running_primary`'s Demote with upstream): pg_rewind runs
+/// against a leader that has not finished its promotion, finds nothing to rewind, and the node
+/// stays diverged (known cause `REWIND_BEFORE_CHECKPOINT`).
+#[test]
+#[ignore = "decision-core bug: rewind against a leader before its checkpoint after promote"]
+fn rewind_before_leader_checkpoint() {
+    run("rewind_before_leader_checkpoint.txt");
 }

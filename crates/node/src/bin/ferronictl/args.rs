@@ -36,8 +36,7 @@ pub struct Cli {
     )]
     pub dcs_url: Option<String>,
 
-    /// Do not check certificates of HTTPS REST APIs (accepted for patronictl compatibility; this
-    /// build reaches REST APIs over plain HTTP only).
+    /// Do not check the certificates of HTTPS REST APIs (as `ctl.insecure: true`).
     #[arg(short = 'k', long)]
     pub insecure: bool,
 

@@ -61,8 +61,8 @@ impl Ctl {
         .map_err(|e| CtlError::usage(e.to_string()))
     }
 
-    /// A REST API client carrying the configured credentials.
+    /// A REST API client carrying the configured credentials and certificates.
     pub fn rest(&self) -> CtlResult<Rest> {
-        Rest::new(self.settings.rest_auth.clone())
+        Rest::new(self.settings.rest_auth.clone(), &self.settings.tls)
     }
 }

@@ -73,10 +73,11 @@ async fn run(cli: Cli) -> CtlResult<()> {
         output::print(&version::own());
         return Ok(());
     }
-    if cli.insecure {
-        tracing::debug!("--insecure given; it applies to HTTPS REST APIs, which this build does not speak");
-    }
-    let settings = settings::resolve(cli.config_file.as_deref(), cli.dcs_url.as_deref())?;
+    // reqwest is built without a default crypto provider; any client built without our TLS
+    // configuration would panic without this.
+    ferroni_api::tls::install_crypto_provider();
+    let mut settings = settings::resolve(cli.config_file.as_deref(), cli.dcs_url.as_deref())?;
+    settings.tls.insecure |= cli.insecure;
     tracing::debug!(?settings.endpoints, namespace = %settings.namespace, "DCS");
     let ctl = Ctl { settings };
     match &cli.command {

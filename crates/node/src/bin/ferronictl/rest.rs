@@ -1,6 +1,8 @@
 //! Requests to the members' REST APIs, as patronictl's `request_patroni` makes them: the URL is the
 //! scheme and address of the member's published `api_url` plus the endpoint, the body is JSON, and
-//! Basic-auth credentials from the configuration file go with every request.
+//! Basic-auth credentials from the configuration file go with every request. HTTPS members
+//! (`https://` api_url) are verified as [`ClientTls`] says: `ctl.cacert`/`restapi.cafile` or the
+//! system trust store, `-k/--insecure` (or `ctl.insecure`) accepts any certificate.
 //!
 //! Failure story: an answer with any status code is an [`Answer`] for the caller to judge; no answer
 //! at all is a [`CallError`], which tells whether the connection could not even be made (so trying
@@ -8,6 +10,7 @@
 //! carried out, so callers must not send it elsewhere).
 
 use crate::error::{CtlError, CtlResult};
+use ferroni_api::ClientTls;
 use ferroni_model::Member;
 use reqwest::Method;
 use serde_json::Value;
@@ -51,11 +54,19 @@ pub struct Rest {
     auth: Option<(String, String)>,
 }
 
+/// A client builder for the members' REST APIs, HTTP or HTTPS. A certificate file that cannot
+/// be read is a usage error.
+pub fn client_builder(tls: &ClientTls) -> CtlResult<reqwest::ClientBuilder> {
+    let config = tls.config().map_err(|e| CtlError::usage(e.to_string()))?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .connect_timeout(CONNECT)
+        .user_agent(concat!("ferronictl/", env!("CARGO_PKG_VERSION"))))
+}
+
 impl Rest {
-    pub fn new(auth: Option<(String, String)>) -> CtlResult<Rest> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT)
-            .user_agent(concat!("ferronictl/", env!("CARGO_PKG_VERSION")))
+    pub fn new(auth: Option<(String, String)>, tls: &ClientTls) -> CtlResult<Rest> {
+        let client = client_builder(tls)?
             .build()
             .map_err(|e| CtlError::failed(format!("cannot create an HTTP client: {e}")))?;
         Ok(Rest { client, auth })

@@ -1,6 +1,8 @@
 //! What ferronictl takes from its configuration file and `-d`: the default cluster name (`scope`),
 //! the namespace, the etcd endpoints and etcd credentials, and the Basic-auth credentials for the
-//! members' REST APIs (`ctl.authentication`, else `restapi.authentication`, as patronictl does).
+//! members' REST APIs (`ctl.authentication`, else `restapi.authentication`, as patronictl does)
+//! and how to talk HTTPS to them (`ctl.insecure`, `ctl.cacert` else `restapi.cafile`,
+//! `ctl.certfile`/`ctl.keyfile`).
 //!
 //! The file is usually a node's full configuration, which the daemon's loader validates; but
 //! patronictl users also keep small files with just `scope` and the DCS section, which that loader
@@ -12,6 +14,7 @@
 use crate::dcs_url::{self, DEFAULT_DCS_URL};
 use crate::error::{CtlError, CtlResult};
 use crate::yaml_in;
+use ferroni_api::ClientTls;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,8 @@ pub struct Settings {
     pub etcd_user: Option<(String, String)>,
     /// Username and password sent with every REST API request.
     pub rest_auth: Option<(String, String)>,
+    /// Certificates for HTTPS REST APIs; `-k` sets `insecure`.
+    pub tls: ClientTls,
 }
 
 /// The keys read from a configuration file, before `-d` is applied.
@@ -38,6 +43,7 @@ struct FromFile {
     endpoints: Vec<String>,
     etcd_user: Option<(String, String)>,
     rest_auth: Option<(String, String)>,
+    tls: ClientTls,
     /// A Patroni DCS section ferroni cannot use, named for the error message.
     other_dcs: Option<String>,
 }
@@ -86,6 +92,7 @@ fn combine(file: FromFile, dcs_url: Option<&str>) -> CtlResult<Settings> {
         endpoints,
         etcd_user: file.etcd_user,
         rest_auth: file.rest_auth,
+        tls: file.tls,
     })
 }
 
@@ -110,12 +117,19 @@ fn read_file(path: &Path) -> CtlResult<FromFile> {
                 .authentication
                 .or(c.restapi.authentication)
                 .map(|a| (a.username, a.password.unwrap_or_default()));
+            let tls = ClientTls {
+                cafile: c.ctl.cacert.or(c.restapi.cafile),
+                certfile: c.ctl.certfile,
+                keyfile: c.ctl.keyfile,
+                insecure: c.ctl.insecure,
+            };
             Ok(FromFile {
                 scope: Some(c.scope).filter(|s| !s.is_empty()),
                 namespace: Some(c.namespace),
                 endpoints: c.etcd3.endpoints(),
                 etcd_user,
                 rest_auth,
+                tls,
                 other_dcs: None,
             })
         }
@@ -217,6 +231,24 @@ fn lenient(root: &Value, env: &BTreeMap<String, String>) -> Result<FromFile, Str
             break;
         }
     }
+    // patronictl's PatroniRequest: ctl.cacert, else restapi.cafile; client certificate from ctl.
+    let path = |var_name: &str, section: &str, key: &str| -> Result<Option<PathBuf>, String> {
+        let value = var(var_name).or(text(
+            root.get(section).and_then(|s| s.get(key)),
+            &format!("{section}.{key}"),
+        )?);
+        Ok(value.filter(|v| !v.is_empty()).map(PathBuf::from))
+    };
+    let insecure = match var("PATRONI_CTL_INSECURE") {
+        Some(v) => truthy(&Value::String(v)),
+        None => root.get("ctl").and_then(|c| c.get("insecure")).is_some_and(truthy),
+    };
+    let tls = ClientTls {
+        cafile: path("PATRONI_CTL_CACERT", "ctl", "cacert")?.or(path("PATRONI_RESTAPI_CAFILE", "restapi", "cafile")?),
+        certfile: path("PATRONI_CTL_CERTFILE", "ctl", "certfile")?,
+        keyfile: path("PATRONI_CTL_KEYFILE", "ctl", "keyfile")?,
+        insecure,
+    };
     let other_dcs = (etcd3.is_none())
         .then(|| {
             OTHER_DCS
@@ -231,8 +263,22 @@ fn lenient(root: &Value, env: &BTreeMap<String, String>) -> Result<FromFile, Str
         endpoints: hosts,
         etcd_user: username.map(|u| (u, password.unwrap_or_default())),
         rest_auth,
+        tls,
         other_dcs,
     })
+}
+
+/// Patroni's `parse_bool` for `ctl.insecure`: `true`, `on`, `yes`, `1`, ...
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "true" | "on" | "yes" | "y" | "1"
+        ),
+        _ => false,
+    }
 }
 
 fn split_hosts(list: &str) -> Vec<String> {
@@ -288,6 +334,37 @@ mod tests {
     }
 
     #[test]
+    fn https_settings() {
+        let v = json!({
+            "restapi": {"cafile": "/tls/api-ca.pem"},
+            "ctl": {"insecure": "on", "certfile": "/tls/client.pem", "keyfile": "/tls/client.key"},
+        });
+        let f = lenient(&v, &no_env()).expect("valid");
+        assert_eq!(
+            f.tls,
+            ClientTls {
+                cafile: Some("/tls/api-ca.pem".into()),
+                certfile: Some("/tls/client.pem".into()),
+                keyfile: Some("/tls/client.key".into()),
+                insecure: true,
+            }
+        );
+        let v =
+            json!({"restapi": {"cafile": "/tls/api-ca.pem"}, "ctl": {"cacert": "/tls/ctl-ca.pem", "insecure": false}});
+        let f = lenient(&v, &no_env()).expect("valid");
+        assert_eq!(f.tls.cafile, Some("/tls/ctl-ca.pem".into()));
+        assert!(!f.tls.insecure);
+        assert_eq!(lenient(&json!({}), &no_env()).expect("valid").tls, ClientTls::default());
+        let env: BTreeMap<String, String> = [("PATRONI_CTL_INSECURE", "yes"), ("PATRONI_CTL_CACERT", "/env/ca.pem")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let f = lenient(&v, &env).expect("valid");
+        assert_eq!((f.tls.cafile, f.tls.insecure), (Some("/env/ca.pem".into()), true));
+        assert!(lenient(&json!({"ctl": {"cacert": ["x"]}}), &no_env()).is_err());
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let env: BTreeMap<String, String> = [("PATRONI_SCOPE", "robin"), ("PATRONI_ETCD3_HOSTS", "c:3")]
             .iter()
@@ -339,7 +416,7 @@ mod tests {
             &full,
             "name: pg1\nscope: demo\nnamespace: /ns\nrestapi:\n  listen: 10.0.0.1:8008\netcd3:\n  hosts: 10.0.0.5:2379\n  \
              username: root\n  password: secret\npostgresql:\n  listen: 10.0.0.1:5432\n  data_dir: /data/pg\n\
-             ctl:\n  authentication:\n    username: admin\n    password: pw\n",
+             ctl:\n  authentication:\n    username: admin\n    password: pw\n  cacert: /tls/ca.pem\n",
         )
         .expect("write");
         let s = resolve(Some(&full), None).expect("valid");
@@ -348,6 +425,7 @@ mod tests {
         assert_eq!(s.endpoints, vec!["http://10.0.0.5:2379"]);
         assert_eq!(s.etcd_user, Some(("root".into(), "secret".into())));
         assert_eq!(s.rest_auth, Some(("admin".into(), "pw".into())));
+        assert_eq!(s.tls.cafile, Some("/tls/ca.pem".into()));
 
         let conf_d = dir.path().join("conf.d");
         std::fs::create_dir(&conf_d).expect("mkdir");

@@ -24,7 +24,7 @@ pub async fn run(ctl: &Ctl, args: &VersionArgs) -> CtlResult<()> {
     output::print("\n");
     let name = ctl.cluster_name(Some(cluster))?;
     let view = ctl.dcs(&name)?.load().await?;
-    let client = reqwest::Client::builder()
+    let client = crate::rest::client_builder(&ctl.settings.tls)?
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| CtlError::failed(format!("cannot create an HTTP client: {e}")))?;
