@@ -13,12 +13,12 @@ pub fn decide(obs: &Observation, mem: &mut Memory) -> Decision {
     remember_blind_demotion(d, mem)
 }
 
-/// A demotion without a known new leader cannot rewind; the node checks its data with pg_rewind
-/// before it follows anyone (it may have written past the new leader's fork point).
+/// A demoted primary may have written past the point where the new leader's timeline forked: it
+/// checks its data with pg_rewind once that leader has finished promoting, before it follows.
 fn remember_blind_demotion(d: Decision, mem: &mut Memory) -> Decision {
     if d.actions
         .iter()
-        .any(|a| matches!(a, Action::Start(LongAction::Demote { upstream: None, .. })))
+        .any(|a| matches!(a, Action::Start(LongAction::Demote { .. })))
     {
         mem.rewind_pending = true;
     }

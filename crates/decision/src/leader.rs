@@ -136,15 +136,8 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView, mem: &mu
         };
     }
     if let Some(leader) = obs.other_leader() {
-        if mem.rewind_pending
-            && crate::recovery::rewind_allowed(obs)
-            && let Some(upstream) = cluster.member(leader).and_then(source::upstream)
-        {
-            return Decision::new(
-                format!("demoted without a known leader: checking my data with pg_rewind before following {leader}"),
-                Role::Replica,
-            )
-            .with(Action::Start(LongAction::Rejoin { upstream }));
+        if mem.rewind_pending && crate::recovery::rewind_allowed(obs) {
+            return crate::recovery::rejoin(obs, cluster, leader, mem);
         }
         return follow(obs, cluster, leader);
     }

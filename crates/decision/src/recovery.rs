@@ -29,6 +29,8 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Me
     }
     if obs.holds_lock() && mem.switchover_demote {
         mem.switchover_demote = false;
+        // The candidate may not have received everything this primary wrote.
+        mem.rewind_pending = true;
         return Decision::new("switchover: postgres stopped, releasing the leader lock", Role::Replica)
             .with(Action::ReleaseLeader)
             .with(Action::Start(LongAction::StartReplica { upstream: None }));
@@ -50,7 +52,11 @@ pub(crate) fn not_running(obs: &Observation, cluster: &ClusterView, mem: &mut Me
         return start_alone(obs);
     }
     // Without a leader a replica starts read-only and joins the election once it runs; so does a
-    // former primary that has peers, because only a running server can compare its position.
+    // former primary that has peers, because only a running server can compare its position. If
+    // another node wins, the former primary's data is checked with pg_rewind before it follows.
+    if !standby {
+        mem.rewind_pending = true;
+    }
     Decision::new("starting as a secondary (no leader yet)", Role::Replica)
         .with(Action::Start(LongAction::StartReplica { upstream: None }))
 }
@@ -60,7 +66,7 @@ const REJOIN_RETRY_TTLS: u64 = 2;
 
 /// A former primary joins another leader: rewound first when pg_rewind is allowed, since it may
 /// have written past the point where the new leader's timeline forked.
-fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) -> Decision {
+pub(crate) fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) -> Decision {
     if let Some((at, why)) = &mem.rejoin_failed {
         let retry_in =
             (REJOIN_RETRY_TTLS * u64::from(obs.dynamic.ttl) * 1000).saturating_sub(obs.now_ms.saturating_sub(*at));
@@ -80,13 +86,16 @@ fn rejoin(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &Memory) 
             Role::Replica,
         );
     };
-    // Until the new leader's checkpoint after promotion, pg_rewind would see no divergence.
-    let checkpointed = cluster
-        .member(leader)
-        .and_then(|m| m.data.extra.get("checkpoint_after_promote"));
-    if rewind_allowed(obs) && checkpointed == Some(&serde_json::Value::Bool(false)) {
+    // Until the new leader has promoted and checkpointed, its control file still shows the old
+    // timeline and pg_rewind would see no divergence (Patroni asks the leader; we read its key).
+    let leader_data = cluster.member(leader).map(|m| &m.data);
+    let promoting = leader_data.is_some_and(|d| {
+        !matches!(d.role.as_str(), "primary" | "master" | "standby_leader")
+            || d.extra.get("checkpoint_after_promote") == Some(&serde_json::Value::Bool(false))
+    });
+    if rewind_allowed(obs) && promoting {
         return Decision::new(
-            format!("waiting for leader {leader} to checkpoint after its promotion"),
+            format!("waiting for leader {leader} to finish its promotion before pg_rewind"),
             Role::Replica,
         );
     }

@@ -27,6 +27,14 @@ fn healthy_candidate(m: &Member) -> bool {
     m.data.state == "running" && !m.data.tag_bool("nofailover") && !m.data.conn_url.is_empty()
 }
 
+/// Healthy, allowed to lead by its tags, and within maximum_lag_on_failover of the last known
+/// leader position.
+fn eligible_candidate(obs: &Observation, cluster: &ClusterView, m: &Member) -> bool {
+    healthy_candidate(m)
+        && m.data.failover_priority() > 0
+        && cluster.optime().saturating_sub(position(m)) <= obs.dynamic.maximum_lag_on_failover
+}
+
 /// The member's last published WAL position.
 fn position(m: &Member) -> u64 {
     let d = &m.data;
@@ -112,7 +120,8 @@ pub(crate) fn may_take_lock(obs: &Observation, cluster: &ClusterView) -> Option<
     }
     match f.member.as_deref() {
         Some(c) if c == obs.name() => Some(true),
-        Some(c) => Some(!cluster.member(c).is_some_and(healthy_candidate)),
+        // Defer only to a candidate that can lead: one that cannot would block every election.
+        Some(c) => Some(!cluster.member(c).is_some_and(|m| eligible_candidate(obs, cluster, m))),
         None => None,
     }
 }

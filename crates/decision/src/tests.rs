@@ -1137,7 +1137,7 @@ fn rejoin_waits_for_the_new_leaders_checkpoint() {
     c.dynamic.use_pg_rewind = true;
     let d = c.decide();
     assert!(d.actions.is_empty());
-    assert!(d.reason.contains("checkpoint after its promotion"), "{}", d.reason);
+    assert!(d.reason.contains("to finish its promotion"), "{}", d.reason);
 }
 
 #[test]
@@ -1289,4 +1289,41 @@ fn a_primary_starting_too_long_gives_the_lock_up() {
             })
         ]
     );
+}
+
+#[test]
+fn rewind_waits_until_the_new_leader_is_a_primary() {
+    let mut promoting = member("n1", "promoted", 1000);
+    promoting.data.role = "promoted".into();
+    let mut c = Case::new("n0", Some(cluster(Some("n1"), vec![promoting])), stopped(false));
+    c.dynamic.use_pg_rewind = true;
+    assert!(c.decide().actions.is_empty());
+}
+
+#[test]
+fn switchover_and_leaderless_starts_of_former_primaries_are_rewound_later() {
+    let view = cluster(None, vec![member("n1", "replica", 1000)]);
+    let mut c = Case::new("n0", Some(view), stopped(false));
+    let _ = c.decide();
+    assert!(c.memory.rewind_pending, "former primary started without a leader");
+    let view = with_failover(
+        cluster(Some("n0"), vec![member("n1", "replica", 1000)]),
+        Some("n0"),
+        Some("n1"),
+        None,
+    );
+    let mut c = Case::new("n0", Some(view), stopped(false));
+    c.memory.switchover_demote = true;
+    let _ = c.decide();
+    assert!(c.memory.rewind_pending, "old leader of a switchover");
+}
+
+#[test]
+fn nobody_defers_to_a_candidate_that_cannot_lead() {
+    let mut lagging = member("n1", "replica", 10);
+    lagging.data.xlog_location = Some(10);
+    let view = with_failover(cluster(None, vec![lagging]), None, Some("n1"), None);
+    let mut c = Case::new("n2", Some(view), running(PgRole::Replica, 1000));
+    c.dynamic.maximum_lag_on_failover = 100;
+    assert_eq!(c.decide().actions, vec![Action::AskPeers]);
 }

@@ -274,8 +274,10 @@ async fn run(pg: &Pg, action: LongAction) -> Outcome {
             // Nothing writable is left to fence: the read-only server started next must not be
             // stopped by a heartbeat deadline that belonged to the primary.
             crate::fencing::disarm_heartbeat(&pg.cfg);
-            // The new leader may have forked before this node's last WAL: rewind before following.
-            if let Some(u) = &upstream {
+            // A cluster demoted into a standby of a remote primary rewinds against it now; a member
+            // leader is rewound against by the Rejoin the decision issues once that leader has
+            // finished promoting (before its checkpoint pg_rewind would see no divergence).
+            if let Some(u) = upstream.as_ref().filter(|u| u.name == REMOTE_NAME) {
                 rewind_if_allowed(pg, u).await?;
             }
             pg.start_replica(upstream.as_ref())
