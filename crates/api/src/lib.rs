@@ -4,7 +4,8 @@
 //! The daemon owns the HA loop and publishes a [`NodeSnapshot`] through a [`SnapshotHandle`] once
 //! per cycle; health endpoints answer from that snapshot alone (no DCS or SQL on the hot path), while
 //! `/cluster`, `/history` and `/config` read the DCS on demand. The daemon binds the port itself and
-//! hands the listener to [`serve`].
+//! hands the listener to [`serve`], or to [`serve_tls`] when `restapi.certfile` is set (HTTPS;
+//! see [`tls`]).
 //!
 //! Actions: `POST /switchover` and `/failover` write the DCS `failover` key and wait for the leader
 //! key to move (the HA loops act on the key); `/restart`, `/reload` and `/reinitialize` are
@@ -38,7 +39,9 @@ pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod timestamp;
+pub mod tls;
 
 pub use control::{ApiError, NodeControl, RestartRequest};
 pub use server::{ApiState, ConfigValidator, router, serve};
 pub use snapshot::{ExtraMetric, NodeSnapshot, PgStatus, Published, ReplicationConn, SnapshotHandle, Xlog, states};
+pub use tls::{ClientTls, TlsError, TlsSettings, serve_tls};

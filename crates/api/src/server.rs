@@ -7,7 +7,8 @@
 //! `GET /whatever` (503 + status JSON) all behave like Patroni.
 //!
 //! Unsafe methods (PATCH, PUT, POST, DELETE) are authenticated before routing when credentials are
-//! configured, so an unauthenticated client cannot even learn which of them exist.
+//! configured (and, over HTTPS with `verify_client`, need a client certificate), so an
+//! unauthenticated client cannot even learn which of them exist.
 //!
 //! Failure story: [`serve`] fails only if accepting connections fails fatally; handlers never panic
 //! on input, and every error becomes an HTTP status (see the handler modules).
@@ -17,9 +18,10 @@ use crate::control::NodeControl;
 use crate::handlers::switchover::Action;
 use crate::handlers::{self, text};
 use crate::snapshot::SnapshotHandle;
+use crate::tls::TlsPeer;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::serve::ListenerExt;
 use ferroni_dcs::Dcs;
@@ -49,6 +51,9 @@ pub struct ApiState {
     pub(crate) poll_interval: Duration,
     /// How long it waits; `None` is Patroni's `2 * max(10, loop_wait)` seconds.
     pub(crate) poll_timeout: Option<Duration>,
+    /// HTTPS with `verify_client: optional|required`: the unsafe methods need a client
+    /// certificate (403 otherwise), as in Patroni. Set by [`crate::tls::serve_tls`].
+    pub(crate) client_cert_for_unsafe: bool,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -58,6 +63,7 @@ impl std::fmt::Debug for ApiState {
             .field("control", &self.control.is_some())
             .field("poll_interval", &self.poll_interval)
             .field("poll_timeout", &self.poll_timeout)
+            .field("client_cert_for_unsafe", &self.client_cert_for_unsafe)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +71,8 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// Accepts any configuration, wakes nobody and requires no credentials until told otherwise.
     pub fn new(snapshots: SnapshotHandle, dcs: Arc<dyn Dcs>) -> ApiState {
+        // Any reqwest client built later in this process (tests included) needs a rustls provider.
+        crate::tls::install_crypto_provider();
         ApiState {
             snapshots,
             dcs,
@@ -74,6 +82,7 @@ impl ApiState {
             control: None,
             poll_interval: Duration::from_millis(250),
             poll_timeout: None,
+            client_cert_for_unsafe: false,
         }
     }
 
@@ -123,8 +132,18 @@ impl ApiState {
         &self.wake
     }
 
-    /// `Some(401)` when credentials are required and the request does not carry them.
-    fn deny(&self, headers: &HeaderMap) -> Option<Response> {
+    /// Patroni's `check_access` for the unsafe methods: `Some(403)` without the client certificate
+    /// that `verify_client` asks for, `Some(401)` when credentials are required and the request
+    /// does not carry them.
+    fn deny(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<Response> {
+        if self.client_cert_for_unsafe
+            && !extensions
+                .get::<ConnectInfo<TlsPeer>>()
+                .is_some_and(|c| c.0.client_cert)
+        {
+            tracing::warn!("REST API request rejected: client certificate required");
+            return Some(text(403, "client certificate required"));
+        }
         let auth = self.auth.as_ref()?;
         let reason = auth
             .check(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))
@@ -185,7 +204,7 @@ async fn dispatch(State(api): State<Arc<ApiState>>, req: Request) -> Response {
         },
         "HEAD" | "OPTIONS" => handlers::health::check(&api, path, query, false),
         m @ ("PATCH" | "PUT" | "POST" | "DELETE") => {
-            if let Some(denied) = api.deny(&parts.headers) {
+            if let Some(denied) = api.deny(&parts.headers, &parts.extensions) {
                 return denied;
             }
             match (m, segment) {

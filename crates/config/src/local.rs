@@ -10,7 +10,7 @@ use crate::walk::{At, Child, opt_with};
 use crate::yaml::{Node, quote, to_json_map};
 use ferroni_model::{
     BootstrapConfig, BootstrapMethod, Config, Credentials, CtlConfig, LogConfig, PostgresqlConfig, ReplicaMethod,
-    RestApiConfig, Tags, WatchdogConfig, WatchdogMode,
+    RestApiConfig, Tags, VerifyClient, WatchdogConfig, WatchdogMode,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -281,6 +281,7 @@ fn restapi(at: &At<'_>, warnings: &mut Vec<String>) -> Result<RestApiConfig, Con
         }
         None => default_connect("restapi", &listen, &host, port, warnings),
     };
+    let (certfile, keyfile, cafile, verify_client) = restapi_tls(at, warnings)?;
     Ok(RestApiConfig {
         listen,
         connect_address,
@@ -288,9 +289,68 @@ fn restapi(at: &At<'_>, warnings: &mut Vec<String>) -> Result<RestApiConfig, Con
             .opt("authentication")?
             .map(|a| credentials(&a.at(), None))
             .transpose()?,
-        certfile: path_of(at.opt("certfile")?)?,
-        keyfile: path_of(at.opt("keyfile")?)?,
+        certfile,
+        keyfile,
+        cafile,
+        verify_client,
     })
+}
+
+/// `certfile`, `keyfile`, `cafile`, `verify_client` of `restapi`.
+type RestApiTls = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>, VerifyClient);
+
+/// `restapi.certfile`, `keyfile`, `cafile`, `verify_client`. The files are read when the daemon
+/// starts (the CLI reads the same configuration and may not be allowed to read the key); a
+/// `certfile` without `keyfile` must then hold the key too, as Python's `load_cert_chain` allows.
+fn restapi_tls(at: &At<'_>, warnings: &mut Vec<String>) -> Result<RestApiTls, ConfigError> {
+    let certfile = path_of(at.opt("certfile")?)?;
+    let keyfile = path_of(at.opt("keyfile")?)?;
+    let cafile = path_of(at.opt("cafile")?)?;
+    let verify_at = at.opt("verify_client")?;
+    let verify_client = match &verify_at {
+        None => VerifyClient::None,
+        Some(v) => {
+            let v = v.at();
+            let expected = || {
+                v.err(format!(
+                    "expected none, optional or required, got {}",
+                    v.node.describe()
+                ))
+            };
+            match v.string().map_err(|_| expected())?.trim().to_ascii_lowercase().as_str() {
+                "none" => VerifyClient::None,
+                "optional" => VerifyClient::Optional,
+                "required" => VerifyClient::Required,
+                _ => return Err(expected()),
+            }
+        }
+    };
+    if certfile.is_none() {
+        // `cafile` is still the CA ferronictl trusts (patronictl's fallback for ctl.cacert).
+        for key in ["keyfile", "verify_client", "keyfile_password", "ciphers"] {
+            if at.has(key) {
+                warnings.push(format!(
+                    "restapi.{key} has no effect without restapi.certfile (the REST API speaks plain HTTP)"
+                ));
+            }
+        }
+        return Ok((None, None, cafile, VerifyClient::None));
+    }
+    if let Some(v) = verify_at.filter(|_| verify_client != VerifyClient::None && cafile.is_none()) {
+        return Err(v
+            .at()
+            .err("needs restapi.cafile, the CA certificates that client certificates must be signed by"));
+    }
+    if at.has("keyfile_password") {
+        warnings.push(
+            "restapi.keyfile_password is ignored: ferroni cannot decrypt private keys; give an unencrypted key"
+                .to_string(),
+        );
+    }
+    if at.has("ciphers") {
+        warnings.push("restapi.ciphers is ignored: ferroni offers only TLS 1.2/1.3 with strong ciphers".to_string());
+    }
+    Ok((certfile, keyfile, cafile, verify_client))
 }
 
 fn ctl(at: &At<'_>) -> Result<CtlConfig, ConfigError> {
@@ -300,6 +360,9 @@ fn ctl(at: &At<'_>) -> Result<CtlConfig, ConfigError> {
             .map(|a| credentials(&a.at(), None))
             .transpose()?,
         insecure: opt_with(at, "insecure", |v| v.boolean())?.unwrap_or(false),
+        cacert: path_of(at.opt("cacert")?)?,
+        certfile: path_of(at.opt("certfile")?)?,
+        keyfile: path_of(at.opt("keyfile")?)?,
     })
 }
 

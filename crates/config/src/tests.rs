@@ -1,7 +1,7 @@
 //! Whole-configuration tests: realistic Patroni files in, typed values or exact messages out.
 
 use crate::*;
-use ferroni_model::{BootstrapMethod, Credentials, ReplicaMethod, WatchdogMode};
+use ferroni_model::{BootstrapMethod, Credentials, ReplicaMethod, VerifyClient, WatchdogMode};
 use proptest::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -1239,4 +1239,129 @@ fn basebackup_retries_are_configurable() {
         err(&with_postgresql("  basebackup_attempts: 0\n")),
         "postgresql.basebackup_attempts: expected an integer >= 1, got 0"
     );
+}
+
+/// `minimal` with extra lines inside the `restapi` section.
+fn with_restapi(lines: &str) -> String {
+    minimal("").replace(
+        "  listen: 10.0.0.1:8008\n",
+        &format!("  listen: 10.0.0.1:8008\n{lines}"),
+    )
+}
+
+#[test]
+fn restapi_https_settings() {
+    let l = ok(&with_restapi(
+        "  certfile: /tls/rest.pem\n  keyfile: /tls/rest.key\n  cafile: /tls/ca.pem\n  verify_client: Required\n",
+    ));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let r = l.config.restapi;
+    assert_eq!(r.certfile, Some(PathBuf::from("/tls/rest.pem")));
+    assert_eq!(r.keyfile, Some(PathBuf::from("/tls/rest.key")));
+    assert_eq!(r.cafile, Some(PathBuf::from("/tls/ca.pem")));
+    assert_eq!(r.verify_client, VerifyClient::Required);
+    assert_eq!(r.scheme(), "https");
+
+    // A certfile that holds the key too (Python's load_cert_chain accepts that): no keyfile.
+    let r = ok(&with_restapi(
+        "  certfile: /tls/combined.pem\n  verify_client: optional\n  cafile: /tls/ca.pem\n",
+    ))
+    .config
+    .restapi;
+    assert_eq!((r.keyfile, r.verify_client), (None, VerifyClient::Optional));
+    let r = ok(&with_restapi("  certfile: /tls/combined.pem\n  verify_client: none\n"))
+        .config
+        .restapi;
+    assert_eq!(r.verify_client, VerifyClient::None);
+
+    let plain = ok(&minimal("")).config.restapi;
+    assert_eq!(plain.scheme(), "http");
+    assert_eq!(
+        (plain.certfile, plain.cafile, plain.verify_client),
+        (None, None, VerifyClient::None)
+    );
+}
+
+#[test]
+fn restapi_https_mistakes() {
+    assert_eq!(
+        err(&with_restapi("  certfile: /tls/rest.pem\n  verify_client: sometimes\n")),
+        r#"restapi.verify_client: expected none, optional or required, got "sometimes""#
+    );
+    assert_eq!(
+        err(&with_restapi(
+            "  certfile: /tls/rest.pem\n  verify_client: [required]\n"
+        )),
+        "restapi.verify_client: expected none, optional or required, got a list"
+    );
+    assert_eq!(
+        err(&with_restapi("  certfile: /tls/rest.pem\n  verify_client: required\n")),
+        "restapi.verify_client: needs restapi.cafile, the CA certificates that client certificates must be signed by"
+    );
+    assert_eq!(
+        err(&with_restapi("  certfile: [a, b]\n")),
+        "restapi.certfile: expected a string, got a list"
+    );
+    // TLS keys without a certificate do nothing, which is worth a warning; the CA stays
+    // available to ferronictl (patronictl falls back to restapi.cafile).
+    let l = ok(&with_restapi(
+        "  keyfile: /tls/rest.key\n  cafile: /tls/ca.pem\n  verify_client: required\n",
+    ));
+    assert_eq!(l.config.restapi.certfile, None);
+    assert_eq!(l.config.restapi.keyfile, None);
+    assert_eq!(l.config.restapi.cafile, Some(PathBuf::from("/tls/ca.pem")));
+    assert_eq!(l.config.restapi.verify_client, VerifyClient::None);
+    assert_eq!(
+        l.warnings,
+        [
+            "restapi.keyfile has no effect without restapi.certfile (the REST API speaks plain HTTP)",
+            "restapi.verify_client has no effect without restapi.certfile (the REST API speaks plain HTTP)",
+        ]
+    );
+    let l = ok(&with_restapi(
+        "  certfile: /tls/rest.pem\n  keyfile_password: secret\n  ciphers: HIGH\n",
+    ));
+    assert_eq!(
+        l.warnings,
+        [
+            "restapi.keyfile_password is ignored: ferroni cannot decrypt private keys; give an unencrypted key",
+            "restapi.ciphers is ignored: ferroni offers only TLS 1.2/1.3 with strong ciphers",
+        ]
+    );
+}
+
+#[test]
+fn ctl_tls_settings() {
+    let c = ok(&minimal(
+        "ctl:\n  insecure: true\n  cacert: /tls/ca.pem\n  certfile: /tls/client.pem\n  keyfile: /tls/client.key\n",
+    ))
+    .config
+    .ctl;
+    assert!(c.insecure);
+    assert_eq!(c.cacert, Some(PathBuf::from("/tls/ca.pem")));
+    assert_eq!(c.certfile, Some(PathBuf::from("/tls/client.pem")));
+    assert_eq!(c.keyfile, Some(PathBuf::from("/tls/client.key")));
+    let none = ok(&minimal("")).config.ctl;
+    assert_eq!((none.insecure, none.cacert, none.certfile), (false, None, None));
+}
+
+#[test]
+fn tls_settings_from_environment() {
+    let e = env(&[
+        ("PATRONI_RESTAPI_CERTFILE", "/env/rest.pem"),
+        ("PATRONI_RESTAPI_CAFILE", "/env/ca.pem"),
+        ("PATRONI_RESTAPI_VERIFY_CLIENT", "optional"),
+        ("PATRONI_CTL_CACERT", "/env/ctl-ca.pem"),
+        ("PATRONI_CTL_CERTFILE", "/env/ctl.pem"),
+        ("PATRONI_CTL_KEYFILE", "/env/ctl.key"),
+        ("PATRONI_CTL_INSECURE", "on"),
+    ]);
+    let c = parse_str(&minimal(""), &e).unwrap().config;
+    assert_eq!(c.restapi.certfile, Some(PathBuf::from("/env/rest.pem")));
+    assert_eq!(c.restapi.cafile, Some(PathBuf::from("/env/ca.pem")));
+    assert_eq!(c.restapi.verify_client, VerifyClient::Optional);
+    assert_eq!(c.ctl.cacert, Some(PathBuf::from("/env/ctl-ca.pem")));
+    assert_eq!(c.ctl.certfile, Some(PathBuf::from("/env/ctl.pem")));
+    assert_eq!(c.ctl.keyfile, Some(PathBuf::from("/env/ctl.key")));
+    assert!(c.ctl.insecure);
 }

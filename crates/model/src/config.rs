@@ -26,17 +26,48 @@ pub struct Config {
 pub struct RestApiConfig {
     /// `host:port` to bind.
     pub listen: String,
-    /// `host:port` others use; `api_url` is `http://<connect_address>/patroni`.
+    /// `host:port` others use; `api_url` is `http(s)://<connect_address>/patroni`.
     pub connect_address: String,
     pub authentication: Option<Credentials>,
+    /// PEM certificate chain; when set the API speaks HTTPS only. May hold the private key too.
     pub certfile: Option<PathBuf>,
+    /// PEM private key of `certfile`; `None` means the key is in `certfile`.
     pub keyfile: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to (`verify_client`).
+    pub cafile: Option<PathBuf>,
+    pub verify_client: VerifyClient,
+}
+
+impl RestApiConfig {
+    /// `https` when a certificate is configured, as Patroni decides it.
+    pub fn scheme(&self) -> &'static str {
+        if self.certfile.is_some() { "https" } else { "http" }
+    }
+}
+
+/// `restapi.verify_client`: whether HTTPS clients must present a certificate signed by `cafile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyClient {
+    /// No client certificates asked for.
+    #[default]
+    None,
+    /// Asked for and verified when sent; the unsafe methods (POST, PUT, PATCH, DELETE) need one.
+    Optional,
+    /// Every connection must present one (TLS handshake fails otherwise).
+    Required,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CtlConfig {
     pub authentication: Option<Credentials>,
+    /// Accept any server certificate (`-k/--insecure` does the same).
     pub insecure: bool,
+    /// PEM CA certificates the REST APIs' certificates must chain to; falls back to
+    /// `restapi.cafile`, then to the system's trust store.
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM, may hold the key) presented to REST APIs that verify clients.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -427,7 +427,6 @@ fn replica_killed_mid_clone_starts_its_next_clone_clean() {
     );
 }
 
-#[test]
 /// A daemon killed alone mid-clone leaves pg_basebackup's WAL streamer running (it forked from
 /// pg_basebackup, so no parent-death signal reaches it); the restarted daemon kills it before it
 /// empties the data directory, which also frees the walsender and temporary slot on the leader.

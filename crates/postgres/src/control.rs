@@ -884,6 +884,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PgError> + Se
         .map_err(|e| PgError::io("run file system task")(std::io::Error::other(e)))?
 }
 
+/// pg_basebackup processes (the main one and its forked WAL streamer share the command line) that
+/// write into `data_dir`.
+fn stray_basebackups(data_dir: &Path) -> Vec<i32> {
+    let wanted = format!("--pgdata={}", data_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let mut args = raw.split(|b| *b == 0).map(String::from_utf8_lossy);
+            let is_basebackup = args.next().is_some_and(|a| a.ends_with("pg_basebackup"));
+            is_basebackup && args.any(|a| a == wanted)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -955,21 +976,4 @@ mod tests {
         assert_eq!(g.len(), 4);
         assert!(g[3].contains("pg_read_binary_file(text, bigint, bigint, boolean) TO \"rew ind\""));
     }
-}
-
-/// pg_basebackup processes (the main one and its forked WAL streamer share the command line) that
-/// write into `data_dir`.
-fn stray_basebackups(data_dir: &Path) -> Vec<i32> {
-    let wanted = format!("--pgdata={}", data_dir.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-            let mut args = raw.split(|b| *b == 0).map(String::from_utf8_lossy);
-            let is_basebackup = args.next().is_some_and(|a| a.ends_with("pg_basebackup"));
-            is_basebackup && args.any(|a| a == wanted)
-        })
-        .collect()
 }
