@@ -128,7 +128,10 @@ fn three_nodes_started_at_once_run_initdb_exactly_once() {
                 .unwrap_or(false)
         })
         .unwrap();
-        assert_eq!(node.api_get("/replica").unwrap().0, 200);
+        wait_until("/replica answers 200", secs(10), || {
+            node.api_get("/replica").is_ok_and(|(code, _)| code == 200)
+        })
+        .unwrap();
         assert_eq!(node.api_get("/primary").unwrap().0, 503);
     }
 }
