@@ -98,9 +98,7 @@ fn leader_duties(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> 
         mem.history_pending = false;
         d.actions.push(Action::WriteHistory);
     }
-    if let Some(slots) = slots::wanted(obs, cluster) {
-        d.actions.push(Action::SyncSlots(slots));
-    }
+    d.actions.extend(slots::sync_if_due(obs, cluster, mem));
     d
 }
 
@@ -114,10 +112,8 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView, mem: &mu
         if let Some(sc) = standby::section(obs) {
             // A standby leader replicates from the remote and never promotes by itself.
             let mut d = standby::standby_leader(obs, sc);
-            if d.actions.is_empty()
-                && let Some(slots) = slots::wanted(obs, cluster)
-            {
-                d.actions.push(Action::SyncSlots(slots));
+            if d.actions.is_empty() {
+                d.actions.extend(slots::sync_if_due(obs, cluster, mem));
             }
             return d;
         }
@@ -139,7 +135,7 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView, mem: &mu
         if mem.rewind_pending && crate::recovery::rewind_allowed(obs) {
             return crate::recovery::rejoin(obs, cluster, leader, mem);
         }
-        return follow(obs, cluster, leader);
+        return follow(obs, cluster, leader, mem);
     }
     if matches!(outcome, Some(Outcome::LeaderLost)) {
         return Decision::new(
@@ -150,7 +146,7 @@ pub(crate) fn running_replica(obs: &Observation, cluster: &ClusterView, mem: &mu
     election(obs, cluster)
 }
 
-fn follow(obs: &Observation, cluster: &ClusterView, leader: &str) -> Decision {
+fn follow(obs: &Observation, cluster: &ClusterView, leader: &str, mem: &mut Memory) -> Decision {
     let name = obs.name();
     let Some(target) = source::follow_target(obs, cluster, leader) else {
         return Decision::new(
@@ -169,8 +165,8 @@ fn follow(obs: &Observation, cluster: &ClusterView, leader: &str) -> Decision {
             format!("no action. I am ({name}), a secondary, and following a leader ({leader})"),
             Role::Replica,
         );
-        return match slots::wanted(obs, cluster) {
-            Some(s) => d.with(Action::SyncSlots(s)),
+        return match slots::sync_if_due(obs, cluster, mem) {
+            Some(a) => d.with(a),
             None => d,
         };
     }

@@ -28,6 +28,8 @@ pub struct Memory {
     /// This node was demoted without knowing the new leader, so it could not rewind then: before it
     /// follows anyone, its data must be checked with pg_rewind.
     pub rewind_pending: bool,
+    /// When the local slots were last synchronised, and to which set.
+    pub slots_synced: Option<(u64, std::collections::BTreeSet<String>)>,
     /// When this lock holder began starting its primary, for `primary_start_timeout`.
     pub primary_start_at: Option<u64>,
     /// A promotion finished: the leader records the new timeline in `history`.

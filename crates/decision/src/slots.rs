@@ -2,6 +2,8 @@
 //! (the leader serves everyone without a running `replicatefrom` member; a replica serves the members
 //! that name it), plus, on the leader, the permanent physical slots of the dynamic configuration.
 
+use crate::action::Action;
+use crate::memory::Memory;
 use crate::observation::Observation;
 use ferroni_model::{ClusterView, Member, slot_name};
 use serde_json::Value;
@@ -46,4 +48,22 @@ fn streams_from_me(cluster: &ClusterView, m: &Member, me: &str, leader: bool) ->
         Some(up) => up == me,
         None => leader,
     }
+}
+
+/// How often unchanged slots are checked again (a slot dropped by hand comes back this fast).
+const RESYNC_MS: u64 = 30_000;
+
+/// `SyncSlots` when the wanted set changed since the last synchronisation or it is due again; an
+/// idle cluster then does not query its slots every cycle.
+pub(crate) fn sync_if_due(obs: &Observation, cluster: &ClusterView, mem: &mut Memory) -> Option<Action> {
+    let wanted = wanted(obs, cluster)?;
+    let due = match &mem.slots_synced {
+        Some((at, last)) => *last != wanted || obs.now_ms.saturating_sub(*at) >= RESYNC_MS,
+        None => true,
+    };
+    if !due {
+        return None;
+    }
+    mem.slots_synced = Some((obs.now_ms, wanted.clone()));
+    Some(Action::SyncSlots(wanted))
 }

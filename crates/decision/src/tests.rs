@@ -1327,3 +1327,21 @@ fn nobody_defers_to_a_candidate_that_cannot_lead() {
     c.dynamic.maximum_lag_on_failover = 100;
     assert_eq!(c.decide().actions, vec![Action::AskPeers]);
 }
+
+#[test]
+fn unchanged_slots_are_not_synchronised_every_cycle() {
+    let view = cluster(
+        Some("n0"),
+        vec![member("n0", "primary", 1000), member("n1", "replica", 900)],
+    );
+    let mut c = Case::new("n0", Some(view.clone()), running(PgRole::Primary, 1000));
+    c.outcomes.push(Outcome::LeaderRefreshed);
+    let has_sync = |d: &Decision| d.actions.iter().any(|a| matches!(a, Action::SyncSlots(_)));
+    assert!(has_sync(&c.decide()));
+    assert!(!has_sync(&c.decide()), "same set, synchronised a moment ago");
+    c.cluster = Some(cluster(
+        Some("n0"),
+        vec![member("n0", "primary", 1000), member("n2", "replica", 900)],
+    ));
+    assert!(has_sync(&c.decide()), "the set changed");
+}

@@ -50,16 +50,24 @@ pub enum CycleEnd {
     Fatal(String),
 }
 
+/// How the loop talks to the REST API and to the other members.
+pub struct Links {
+    /// Woken by the API (config changed, operator request) and by finished background actions.
+    pub wake: Arc<Notify>,
+    pub publisher: snapshot::Publisher,
+    pub requests: mpsc::Receiver<Pending>,
+    /// The client for the other members' REST APIs.
+    pub http: reqwest::Client,
+}
+
 impl Daemon {
-    pub fn new(
-        cfg: Config,
-        dynamic: DynamicConfig,
-        dcs: Arc<dyn Dcs>,
-        long: LongActions,
-        wake: Arc<Notify>,
-        publisher: snapshot::Publisher,
-        requests: mpsc::Receiver<Pending>,
-    ) -> Daemon {
+    pub fn new(cfg: Config, dynamic: DynamicConfig, dcs: Arc<dyn Dcs>, long: LongActions, links: Links) -> Daemon {
+        let Links {
+            wake,
+            publisher,
+            requests,
+            http,
+        } = links;
         Daemon {
             callbacks: Callbacks::new(&cfg),
             fencing: Fencing::start(&cfg),
@@ -71,7 +79,7 @@ impl Daemon {
             memory: Memory::default(),
             wake,
             publisher,
-            http: reqwest::Client::new(),
+            http,
             requests,
             restart_reply: None,
             config_changed: false,

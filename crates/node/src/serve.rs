@@ -2,7 +2,7 @@
 //! loop. Fails early (before touching the data directory) when the REST port cannot be bound.
 
 use crate::control::Control;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Links};
 use crate::long_action::LongActions;
 use crate::snapshot::Publisher;
 use anyhow::{Context, Result};
@@ -74,8 +74,13 @@ async fn run_node(mut cfg: Config) -> Result<()> {
     };
 
     let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
-    let mut daemon = Daemon::new(cfg, dynamic, dcs, long, wake, publisher, requests);
-    daemon.http = peer_client;
+    let links = Links {
+        wake,
+        publisher,
+        requests,
+        http: peer_client,
+    };
+    let daemon = Daemon::new(cfg, dynamic, dcs, long, links);
     let result = daemon.run(shutdown_signal()).await;
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
