@@ -470,9 +470,10 @@ class Node:
             self.logf.close()
         if save_log_as:
             self.bench.save_log(self.log_path, save_log_as)
-            pglog = os.path.join(self.data_dir, "log")
-            if os.path.isdir(pglog):
-                pass
+            # ferroni sends the postmaster's log to <data_dir>/postmaster.log (Patroni: to its stdout)
+            pglog = os.path.join(self.data_dir, "postmaster.log")
+            if os.path.exists(pglog):
+                self.bench.save_log(pglog, save_log_as.replace(".log", "-postgres.log"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -620,6 +621,7 @@ class Bench:
         with open(pwfile, "w") as f:
             f.write(SUPER_PW + "\n")
         os.chown(pwfile, *pg_ids())
+        os.sync()
         t0 = time.monotonic()
         run_as_pg([f"{PGBIN}/initdb", "-D", data, "-E", "UTF8", "--data-checksums", "-U", SUPER_USER,
                    f"--pwfile={pwfile}", "--auth-local=trust", f"--auth-host={HBA_METHOD}"],
@@ -645,6 +647,7 @@ class Bench:
                         v = self.by_hand_start(run)
                     else:
                         node = Node(self, who, self.scope(who, 1, run), "node1", etcd)
+                        os.sync()
                         t0 = time.monotonic()
                         node.start()
                         try:
@@ -669,6 +672,7 @@ class Bench:
         port = free_port()
         env = dict(base_env(d), PGPASSWORD=REPL_PW)
         psql(leader.pg_port, "CHECKPOINT")
+        os.sync()
         t0 = time.monotonic()
         run_as_pg([f"{PGBIN}/pg_basebackup", f"--pgdata={data}", "-X", "stream", "-R",
                    f"--dbname=host=127.0.0.1 port={leader.pg_port} user={REPL_USER}"],
@@ -715,13 +719,16 @@ class Bench:
                     for step in steps:
                         if step == "hand":
                             bb, total = self.by_hand_replica(leader, f"{system[0]}{run}")
-                            self.add("replica", "hand", total)
-                            self.add("basebackup_only", "hand", bb)
+                            # ferroni/by hand pairs samples taken against the same leader, interleaved
+                            sfx = "" if system == "ferroni" else "_patroni_leader"
+                            self.add("replica" + sfx, "hand", total)
+                            self.add("basebackup_only" + sfx, "hand", bb)
                             log(f"run {run}: by hand pg_basebackup {bb:.2f} s, to streaming {total:.2f} s "
                                 f"(load {loadavg()})")
                             continue
                         psql(leader.pg_port, "CHECKPOINT")
                         rep = Node(self, system, leader.scope, f"replica{run}", etcd)
+                        os.sync()
                         t0 = time.monotonic()
                         rep.start()
                         try:
@@ -732,6 +739,8 @@ class Bench:
                         finally:
                             rep.stop(save_log_as=f"s2-r{run}-{system}-replica.log")
                         self.add("replica", system, t1 - t0)
+                        if system == "patroni":
+                            self.add("replica_patroni_leader", system, t1 - t0)
                         log(f"run {run}: {system} replica to streaming {t1 - t0:.2f} s (load {loadavg()})")
             finally:
                 leader.stop(save_log_as=f"s2-{system}-leader.log")
@@ -994,6 +1003,7 @@ class Bench:
             (1, "start to writable primary", "start_primary", "s", "hand", 1.2),
             (2, "replica to streaming", "replica", "s", "hand", 1.05),
             (2, "└ pg_basebackup alone", "basebackup_only", "s", None, None),
+            (2, "└ by hand against the Patroni-managed leader", "replica_patroni_leader", "s", None, None),
             (3, "failover (kill -9 leader daemon + postmaster → replica writable)", "failover", "s", "abs", TTL + 1),
             (3, "└ kill → leader key expired in etcd", "failover_key_expired", "s", None, None),
             (3, "└ kill → new leader key in etcd", "failover_key_taken", "s", None, None),
@@ -1087,7 +1097,9 @@ class Bench:
             "Definitions: *writable* = `CREATE TABLE IF NOT EXISTS …; INSERT …` through psql over TCP succeeds "
             "(polled every 50 ms); *by hand* (1) = `initdb` (same options, `--pwfile`) + `pg_ctl start -w` until "
             "writable; *by hand* (2) = `pg_basebackup -X stream -R` + `pg_ctl start -w` until "
-            "`pg_stat_wal_receiver.status = 'streaming'`, against the same leader, after the same `CHECKPOINT`; "
+            "`pg_stat_wal_receiver.status = 'streaming'`, against the same (ferroni-managed) leader, interleaved "
+            "with ferroni's replicas, after the same `CHECKPOINT`; "
+            "every timed start in 1 and 2 follows a `sync`; "
             "leader-key times come from an etcd watch on `/service/<scope>/leader`; RSS = VmRSS of the daemon plus "
             "its non-PostgreSQL descendants (ferroni: the daemon and `ferroni-fence`; Patroni: the python "
             "process), mean of samples every 5 s; CPU = utime+stime of the same processes (and of children "
@@ -1103,12 +1115,14 @@ class Bench:
                          "them, so every key of the file is used by both.)")
         errs = {}
         for e in self.events:
-            if e.get("scenario") == 6 and e.get("socket_errors"):
-                errs.setdefault(e["system"], []).append(f"/{e['path']}: {e['socket_errors']}")
+            m = re.search(r"read (\d+)", e.get("socket_errors") or "") if e.get("scenario") == 6 else None
+            if m and int(m.group(1)):
+                errs.setdefault(e["system"], []).append(int(m.group(1)))
         for system, v in errs.items():
-            lines.append(f"- wrk against {system}: {'; '.join(v)}"
-                         + (" (Patroni's HTTP/1.0 server closes the connection after each answer)"
-                            if system == "patroni" else ""))
+            lines.append(f"- wrk against {system}: socket read errors in {len(v)} of the wrk runs "
+                         f"({min(v)}–{max(v)} per run)"
+                         + (": Patroni's HTTP/1.0 server closes the connection after each answer, so wrk "
+                            "reconnects; requests/s counts completed answers" if system == "patroni" else ""))
         if self.errors:
             lines.append("")
             lines.append("Errors:")
