@@ -1,6 +1,8 @@
 //! A cluster member as Patroni publishes it in `members/<name>`: a JSON object whose known fields
 //! are typed here and whose unknown fields survive a read-modify-write untouched.
 
+use crate::config::Config;
+use crate::pgstate::{PgRole, PgState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -77,6 +79,48 @@ pub struct MemberData {
 }
 
 impl MemberData {
+    /// What a node publishes about itself: its addresses, state, role, version, tags, and its WAL
+    /// positions and timeline while Postgres runs.
+    pub fn describe(cfg: &Config, pg: &PgState, role: Role, state: &str) -> MemberData {
+        let mut m = MemberData {
+            conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
+            api_url: format!("{}://{}/patroni", cfg.restapi.scheme(), cfg.restapi.connect_address),
+            state: state.to_string(),
+            role: role.as_str().to_string(),
+            version: crate::VERSION.to_string(),
+            tags: cfg.tags.all.clone(),
+            ..Default::default()
+        };
+        if let PgState::Running {
+            role: pg_role,
+            timeline,
+            lsn,
+            replication,
+            ..
+        } = pg
+        {
+            m.timeline = Some(*timeline);
+            match pg_role {
+                PgRole::Primary => m.xlog_location = Some(lsn.0),
+                PgRole::Replica => {
+                    let r = replication.clone().unwrap_or_default();
+                    m.replay_lsn = Some(r.replayed.unwrap_or(*lsn).0);
+                    m.receive_lsn = r.received.map(|l| l.0);
+                    m.xlog_location = Some(r.received.unwrap_or(*lsn).0.max(lsn.0));
+                    m.replication_state = Some(
+                        if r.streaming {
+                            "streaming"
+                        } else {
+                            "in archive recovery"
+                        }
+                        .to_string(),
+                    );
+                }
+            }
+        }
+        m
+    }
+
     /// Patroni also accepts a bare `postgres://...` string as a member value.
     pub fn from_json(raw: &str) -> MemberData {
         match serde_json::from_str::<MemberData>(raw) {

@@ -2,7 +2,7 @@
 //! probe of Postgres, the decision's role, and the action in progress.
 
 use ferroni_decision::{ActionStatus, LongAction};
-use ferroni_model::{BootstrapMethod, Config, MemberData, PgRole, PgState, Role, VERSION};
+use ferroni_model::{BootstrapMethod, Config, MemberData, PgState, Role};
 
 /// Patroni's PostgresqlState string for `/patroni` and the member key.
 pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus, phase: Option<&'static str>) -> &'static str {
@@ -35,41 +35,5 @@ pub fn state_text(cfg: &Config, pg: &PgState, action: &ActionStatus, phase: Opti
 }
 
 pub fn member_data(cfg: &Config, pg: &PgState, role: Role, state: &str) -> MemberData {
-    let mut m = MemberData {
-        conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
-        api_url: format!("{}://{}/patroni", cfg.restapi.scheme(), cfg.restapi.connect_address),
-        state: state.to_string(),
-        role: role.as_str().to_string(),
-        version: VERSION.to_string(),
-        tags: cfg.tags.all.clone(),
-        ..Default::default()
-    };
-    if let PgState::Running {
-        role: pg_role,
-        timeline,
-        lsn,
-        replication,
-        ..
-    } = pg
-    {
-        m.timeline = Some(*timeline);
-        match pg_role {
-            PgRole::Primary => m.xlog_location = Some(lsn.0),
-            PgRole::Replica => {
-                let r = replication.clone().unwrap_or_default();
-                m.replay_lsn = Some(r.replayed.unwrap_or(*lsn).0);
-                m.receive_lsn = r.received.map(|l| l.0);
-                m.xlog_location = Some(r.received.unwrap_or(*lsn).0.max(lsn.0));
-                m.replication_state = Some(
-                    if r.streaming {
-                        "streaming"
-                    } else {
-                        "in archive recovery"
-                    }
-                    .to_string(),
-                );
-            }
-        }
-    }
-    m
+    MemberData::describe(cfg, pg, role, state)
 }

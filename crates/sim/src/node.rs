@@ -313,45 +313,9 @@ pub fn state_text(pg: &PgState, action: &ActionStatus) -> &'static str {
     }
 }
 
-/// The member key (`member::member_data`).
+/// The member key, built as the daemon builds it.
 pub fn member_data(cfg: &Config, pg: &PgState, role: Role, state: &str) -> MemberData {
-    let mut m = MemberData {
-        conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
-        api_url: format!("http://{}/patroni", cfg.restapi.connect_address),
-        state: state.to_string(),
-        role: role.as_str().to_string(),
-        version: ferroni_model::VERSION.to_string(),
-        tags: cfg.tags.all.clone(),
-        ..Default::default()
-    };
-    if let PgState::Running {
-        role: pg_role,
-        timeline,
-        lsn,
-        replication,
-        ..
-    } = pg
-    {
-        m.timeline = Some(*timeline);
-        match pg_role {
-            PgRole::Primary => m.xlog_location = Some(lsn.0),
-            PgRole::Replica => {
-                let r = replication.clone().unwrap_or_default();
-                m.replay_lsn = Some(r.replayed.unwrap_or(*lsn).0);
-                m.receive_lsn = r.received.map(|l| l.0);
-                m.xlog_location = Some(r.received.unwrap_or(*lsn).0.max(lsn.0));
-                m.replication_state = Some(
-                    if r.streaming {
-                        "streaming"
-                    } else {
-                        "in archive recovery"
-                    }
-                    .to_string(),
-                );
-            }
-        }
-    }
-    m
+    MemberData::describe(cfg, pg, role, state)
 }
 
 /// The position and timeline `/patroni` reports (`peers::parse_status` reads them back).
