@@ -178,6 +178,13 @@ def run_as_pg(cmd, **kw):
     return subprocess.run(cmd, user=uid, group=gid, extra_groups=[], env=env, **kw)
 
 
+def run_pg_step(cmd, **kw):
+    """run_as_pg for a timed by-hand step: output discarded, a failure raised with its stderr."""
+    r = run_as_pg(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"{os.path.basename(cmd[0])} exited with {r.returncode}: {r.stderr.strip()[-500:]}")
+
+
 def base_env(home):
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -621,19 +628,40 @@ class Bench:
         with open(pwfile, "w") as f:
             f.write(SUPER_PW + "\n")
         os.chown(pwfile, *pg_ids())
+        def steps():
+            run_pg_step([f"{PGBIN}/initdb", "-D", data, "-E", "UTF8", "--data-checksums", "-U", SUPER_USER,
+                         f"--pwfile={pwfile}", "--auth-local=trust", f"--auth-host={HBA_METHOD}"],
+                        cwd=d)
+            run_pg_step([f"{PGBIN}/pg_ctl", "start", "-w", "-D", data, "-l", os.path.join(d, "pg.log"), "-o",
+                         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={d}"],
+                        cwd=d)
+
         os.sync()
         t0 = time.monotonic()
-        run_as_pg([f"{PGBIN}/initdb", "-D", data, "-E", "UTF8", "--data-checksums", "-U", SUPER_USER,
-                   f"--pwfile={pwfile}", "--auth-local=trust", f"--auth-host={HBA_METHOD}"],
-                  cwd=d, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        run_as_pg([f"{PGBIN}/pg_ctl", "start", "-w", "-D", data, "-l", os.path.join(d, "pg.log"), "-o",
-                   f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={d}"],
-                  cwd=d, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t1 = wait_until(lambda: writable(port), 60, "by-hand primary writable")
+        t1, _ = self.by_hand_polled(steps, lambda: writable(port), "by-hand primary writable")
         run_as_pg([f"{PGBIN}/pg_ctl", "stop", "-D", data, "-m", "immediate"], cwd=d,
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(d, ignore_errors=True)
         return t1 - t0
+
+    def by_hand_polled(self, steps, ready, what, timeout=120):
+        """Runs the by-hand commands in a thread while this one polls `ready` every 50 ms from the
+        start, exactly as for the daemons (the polling psql processes cost the same CPU in both)."""
+        failure = []
+
+        def run():
+            try:
+                steps()
+            except Exception as e:  # noqa: BLE001 - reported below
+                failure.append(e)
+
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        t1 = wait_until(lambda: ready() or bool(failure), timeout, what)
+        th.join(timeout)
+        if failure:
+            raise RuntimeError(f"{what}: {failure[0]}")
+        return t1, th
 
     def scenario1(self):
         log("== scenario 1: start to writable primary")
@@ -655,6 +683,10 @@ class Bench:
                                             f"{who} primary writable")
                             if not node.alive():
                                 raise RuntimeError(f"{who} exited: see {node.log_path}")
+                            # information only: when the REST API also says "primary" (leader lock held)
+                            t2 = wait_until(lambda: http_json(f"{node.rest}/primary", timeout=1)[0] == 200, 60,
+                                            f"{who} GET /primary 200")
+                            self.add("start_primary_rest", who, t2 - t0)
                         finally:
                             node.stop(save_log_as=f"s1-r{run}-{who}.log")
                         v = t1 - t0
@@ -672,17 +704,22 @@ class Bench:
         port = free_port()
         env = dict(base_env(d), PGPASSWORD=REPL_PW)
         psql(leader.pg_port, "CHECKPOINT")
+        marks = {}
+
+        def steps():
+            run_pg_step([f"{PGBIN}/pg_basebackup", f"--pgdata={data}", "-X", "stream", "-R",
+                         f"--dbname=host=127.0.0.1 port={leader.pg_port} user={REPL_USER}"],
+                        cwd=d, env=env)
+            marks["bb"] = time.monotonic()
+            run_pg_step([f"{PGBIN}/pg_ctl", "start", "-w", "-D", data, "-l", os.path.join(d, "pg.log"), "-o",
+                         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={d} "
+                         f"-c hba_file={leader.data_dir}/pg_hba.conf -c ident_file={leader.data_dir}/pg_ident.conf"],
+                        cwd=d)
+
         os.sync()
         t0 = time.monotonic()
-        run_as_pg([f"{PGBIN}/pg_basebackup", f"--pgdata={data}", "-X", "stream", "-R",
-                   f"--dbname=host=127.0.0.1 port={leader.pg_port} user={REPL_USER}"],
-                  cwd=d, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t_bb = time.monotonic()
-        run_as_pg([f"{PGBIN}/pg_ctl", "start", "-w", "-D", data, "-l", os.path.join(d, "pg.log"), "-o",
-                   f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={d} "
-                   f"-c hba_file={leader.data_dir}/pg_hba.conf -c ident_file={leader.data_dir}/pg_ident.conf"],
-                  cwd=d, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t1 = wait_until(lambda: streaming(port), 120, "by-hand replica streaming")
+        t1, _ = self.by_hand_polled(steps, lambda: streaming(port), "by-hand replica streaming", 600)
+        t_bb = marks["bb"]
         run_as_pg([f"{PGBIN}/pg_ctl", "stop", "-D", data, "-m", "immediate"], cwd=d,
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.save_log(os.path.join(d, "pg.log"), f"s2-r{run}-hand-replica-postgres.log")
@@ -699,51 +736,53 @@ class Bench:
             etcd.stop()
 
     def _scenario2(self, i, system, etcd):
-        if True:
-            leader = Node(self, system, self.scope(system, 2, 0), "leader", etcd)
-            try:
-                leader.start()
-                wait_until(lambda: writable(leader.pg_port), 120, f"{system} leader writable")
-                t = time.monotonic()
-                env = dict(base_env("/tmp"), PGPASSWORD=SUPER_PW)
-                subprocess.run([f"{PGBIN}/pgbench", "-i", "-q", "-s", str(self.scale), "-h", "127.0.0.1",
-                                "-p", str(leader.pg_port), "-U", SUPER_USER, "postgres"],
-                               env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                _, size = psql(leader.pg_port, "SELECT pg_database_size('postgres')")
-                self.leader_size_mib = int(size) / 1048576 if size.isdigit() else None
-                log(f"{system} leader: pgbench -i -s {self.scale} in {time.monotonic() - t:.0f} s, "
-                    f"database {self.leader_size_mib:.0f} MiB")
-                for run in range(1, self.runs + 1):
-                    # alternate by hand before/after the daemon's replica
-                    steps = ("daemon", "hand") if (run + i) % 2 else ("hand", "daemon")
-                    for step in steps:
-                        if step == "hand":
-                            bb, total = self.by_hand_replica(leader, f"{system[0]}{run}")
-                            # ferroni/by hand pairs samples taken against the same leader, interleaved
-                            sfx = "" if system == "ferroni" else "_patroni_leader"
-                            self.add("replica" + sfx, "hand", total)
-                            self.add("basebackup_only" + sfx, "hand", bb)
-                            log(f"run {run}: by hand pg_basebackup {bb:.2f} s, to streaming {total:.2f} s "
-                                f"(load {loadavg()})")
-                            continue
-                        psql(leader.pg_port, "CHECKPOINT")
-                        rep = Node(self, system, leader.scope, f"replica{run}", etcd)
-                        os.sync()
-                        t0 = time.monotonic()
-                        rep.start()
-                        try:
-                            t1 = wait_until(lambda: streaming(rep.pg_port) or not rep.alive(), 900,
-                                            f"{system} replica streaming")
-                            if not rep.alive():
-                                raise RuntimeError(f"{system} replica exited: see {rep.log_path}")
-                        finally:
-                            rep.stop(save_log_as=f"s2-r{run}-{system}-replica.log")
-                        self.add("replica", system, t1 - t0)
-                        if system == "patroni":
-                            self.add("replica_patroni_leader", system, t1 - t0)
-                        log(f"run {run}: {system} replica to streaming {t1 - t0:.2f} s (load {loadavg()})")
-            finally:
-                leader.stop(save_log_as=f"s2-{system}-leader.log")
+        """One leader per system (pgbench data); each run adds a replica, and by hand a copy, against it."""
+        leader = Node(self, system, self.scope(system, 2, 0), "leader", etcd)
+        try:
+            leader.start()
+            # fully bootstrapped (roles created, leader lock held), not only writable
+            wait_until(lambda: writable(leader.pg_port)
+                       and http_json(f"{leader.rest}/primary", timeout=1)[0] == 200, 120, f"{system} leader ready")
+            t = time.monotonic()
+            env = dict(base_env("/tmp"), PGPASSWORD=SUPER_PW)
+            subprocess.run([f"{PGBIN}/pgbench", "-i", "-q", "-s", str(self.scale), "-h", "127.0.0.1",
+                            "-p", str(leader.pg_port), "-U", SUPER_USER, "postgres"],
+                           env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, size = psql(leader.pg_port, "SELECT pg_database_size('postgres')")
+            self.leader_size_mib = int(size) / 1048576 if size.isdigit() else None
+            log(f"{system} leader: pgbench -i -s {self.scale} in {time.monotonic() - t:.0f} s, "
+                f"database {self.leader_size_mib:.0f} MiB")
+            for run in range(1, self.runs + 1):
+                # alternate by hand before/after the daemon's replica
+                steps = ("daemon", "hand") if (run + i) % 2 else ("hand", "daemon")
+                for step in steps:
+                    if step == "hand":
+                        bb, total = self.by_hand_replica(leader, f"{system[0]}{run}")
+                        # ferroni/by hand pairs samples taken against the same leader, interleaved
+                        sfx = "" if system == "ferroni" else "_patroni_leader"
+                        self.add("replica" + sfx, "hand", total)
+                        self.add("basebackup_only" + sfx, "hand", bb)
+                        log(f"run {run}: by hand pg_basebackup {bb:.2f} s, to streaming {total:.2f} s "
+                            f"(load {loadavg()})")
+                        continue
+                    psql(leader.pg_port, "CHECKPOINT")
+                    rep = Node(self, system, leader.scope, f"replica{run}", etcd)
+                    os.sync()
+                    t0 = time.monotonic()
+                    rep.start()
+                    try:
+                        t1 = wait_until(lambda: streaming(rep.pg_port) or not rep.alive(), 900,
+                                        f"{system} replica streaming")
+                        if not rep.alive():
+                            raise RuntimeError(f"{system} replica exited: see {rep.log_path}")
+                    finally:
+                        rep.stop(save_log_as=f"s2-r{run}-{system}-replica.log")
+                    self.add("replica", system, t1 - t0)
+                    if system == "patroni":
+                        self.add("replica_patroni_leader", system, t1 - t0)
+                    log(f"run {run}: {system} replica to streaming {t1 - t0:.2f} s (load {loadavg()})")
+        finally:
+            leader.stop(save_log_as=f"s2-{system}-leader.log")
 
     # ---- scenarios 3-6 on 3-node clusters ----
 
@@ -997,10 +1036,10 @@ class Bench:
 
     def rows(self):
         F, P, H = "ferroni", "patroni", "hand"
-        rep_ratio = f"≤ 1.05 × by hand"
         spec = [
             # (scenario, label, metric, unit, target kind, target value)
             (1, "start to writable primary", "start_primary", "s", "hand", 1.2),
+            (1, "└ start until GET /primary answers 200", "start_primary_rest", "s", None, None),
             (2, "replica to streaming", "replica", "s", "hand", 1.05),
             (2, "└ pg_basebackup alone", "basebackup_only", "s", None, None),
             (2, "└ by hand against the Patroni-managed leader", "replica_patroni_leader", "s", None, None),
@@ -1016,8 +1055,8 @@ class Bench:
             (5, "idle RSS, replica", "idle_rss_replica", "MiB", "patroni_le", 1 / 5),
             (5, "└ idle PSS, leader (shared pages split)", "idle_pss_leader", "MiB", None, None),
             (5, "└ idle PSS, replica", "idle_pss_replica", "MiB", None, None),
-            (5, f"idle CPU over 60 s, leader", "idle_cpu_leader", "s", "patroni_le", 1 / 5),
-            (5, f"idle CPU over 60 s, replica", "idle_cpu_replica", "s", "patroni_le", 1 / 5),
+            (5, "idle CPU over 60 s, leader", "idle_cpu_leader", "s", "patroni_le", 1 / 5),
+            (5, "idle CPU over 60 s, replica", "idle_cpu_replica", "s", "patroni_le", 1 / 5),
             (6, "GET /primary throughput", "rps_primary", "req/s", "patroni_ge", 10),
             (6, "└ GET /primary latency p50", "p50_primary", "ms", None, None),
             (6, "└ GET /primary latency p99", "p99_primary", "ms", None, None),
@@ -1025,7 +1064,6 @@ class Bench:
             (6, "└ GET /patroni latency p50", "p50_patroni", "ms", None, None),
             (6, "└ GET /patroni latency p99", "p99_patroni", "ms", None, None),
         ]
-        del rep_ratio
         out = []
         for sc, label, metric, unit, kind, tv in spec:
             if metric not in self.samples:
@@ -1096,7 +1134,8 @@ class Bench:
             "",
             "Definitions: *writable* = `CREATE TABLE IF NOT EXISTS …; INSERT …` through psql over TCP succeeds "
             "(polled every 50 ms); *by hand* (1) = `initdb` (same options, `--pwfile`) + `pg_ctl start -w` until "
-            "writable; *by hand* (2) = `pg_basebackup -X stream -R` + `pg_ctl start -w` until "
+            "writable (polled from the start, as for the daemons); *by hand* (2) = `pg_basebackup -X stream -R` + "
+            "`pg_ctl start -w` until "
             "`pg_stat_wal_receiver.status = 'streaming'`, against the same (ferroni-managed) leader, interleaved "
             "with ferroni's replicas, after the same `CHECKPOINT`; "
             "every timed start in 1 and 2 follows a `sync`; "
@@ -1230,6 +1269,12 @@ def main():
     HBA_METHOD = args.hba_method
     if os.geteuid() != 0:
         sys.exit("compare.py: run as root (daemons and PostgreSQL are started as the postgres user)")
+    try:
+        chosen = {int(x) for x in args.scenarios.split(",") if x.strip()}
+    except ValueError:
+        chosen = set()
+    if not chosen or not chosen <= {1, 2, 3, 4, 5, 6}:
+        sys.exit(f"compare.py: --scenarios takes numbers from 1 to 6, got {args.scenarios!r}")
     for p in (args.ferroni, args.patroni):
         if not os.access(p, os.X_OK):
             sys.exit(f"compare.py: {p} is missing: run bench/run.sh")

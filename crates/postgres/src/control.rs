@@ -303,7 +303,7 @@ impl PgControl {
         };
         let mut cmd = self
             .cmd("initdb", "initdb")
-            .args(["--auth-local=trust", "--auth-host=md5"]);
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
         cmd = cmd.args(long_options(options));
         cmd = cmd.arg(format!("--username={}", superuser.username));
         if let Some(pwfile) = &pwfile {
