@@ -1263,10 +1263,15 @@ def main():
     ap.add_argument("--hba-method", default="md5", choices=("md5", "scram-sha-256"),
                     help="pg_hba method of the generated host lines (default md5)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    ap.add_argument("--systems", default="ferroni,patroni",
+                    help="daemons to run (default both; one alone is for iterating, its ratios stay empty)")
     args = ap.parse_args()
     args.ferroni, args.patroni = os.path.abspath(args.ferroni), os.path.abspath(args.patroni)
-    global HBA_METHOD
+    global HBA_METHOD, SYSTEMS
     HBA_METHOD = args.hba_method
+    SYSTEMS = tuple(x.strip() for x in args.systems.split(",") if x.strip())
+    if not SYSTEMS or not set(SYSTEMS) <= {"ferroni", "patroni"}:
+        sys.exit(f"compare.py: --systems takes ferroni and/or patroni, got {args.systems!r}")
     if os.geteuid() != 0:
         sys.exit("compare.py: run as root (daemons and PostgreSQL are started as the postgres user)")
     try:
@@ -1275,7 +1280,7 @@ def main():
         chosen = set()
     if not chosen or not chosen <= {1, 2, 3, 4, 5, 6}:
         sys.exit(f"compare.py: --scenarios takes numbers from 1 to 6, got {args.scenarios!r}")
-    for p in (args.ferroni, args.patroni):
+    for p in (getattr(args, s) for s in SYSTEMS):
         if not os.access(p, os.X_OK):
             sys.exit(f"compare.py: {p} is missing: run bench/run.sh")
 

@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 DEMO=${FERRONI_DEMO_DIR:-/tmp/ferroni-demo}
 NODES=(pg1 pg2 pg3)
 
+# Daemons first (each stops its Postgres and releases its keys), then etcd.
 stop_demo() {
   for pidfile in "$DEMO"/*/ferroni.pid "$DEMO"/etcd.pid; do
     [ -f "$pidfile" ] || continue
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$pidfile"
   done
-  sleep 2
   for n in "${NODES[@]}"; do
     pm="$DEMO/$n/data/postmaster.pid"
     [ -f "$pm" ] && kill -QUIT "$(head -1 "$pm")" 2>/dev/null || true
@@ -33,11 +35,17 @@ mkdir -p "$DEMO/bin"
 cp target/release/ferroni target/release/ferronictl "$DEMO/bin/"
 chmod 755 "$DEMO" "$DEMO/bin" "$DEMO/bin/"*
 
-setsid /usr/bin/etcd --name demo --data-dir "$DEMO/etcd" \
+# Each process's own shell writes its pid and execs into it (setsid may fork, so $! would not do).
+start_bg() {
+  local pidfile=$1 log=$2
+  shift 2
+  setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$pidfile" "$@" >"$log" 2>&1 < /dev/null &
+}
+
+start_bg "$DEMO/etcd.pid" "$DEMO/etcd.log" /usr/bin/etcd --name demo --data-dir "$DEMO/etcd" \
   --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
   --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
-  --initial-cluster demo=http://127.0.0.1:23800 >"$DEMO/etcd.log" 2>&1 < /dev/null &
-echo $! > "$DEMO/etcd.pid"
+  --initial-cluster demo=http://127.0.0.1:23800
 
 i=0
 for n in "${NODES[@]}"; do
@@ -73,7 +81,8 @@ postgresql:
       password: demo-replicator
 YAML
   chown -R postgres:postgres "$dir"
-  (cd "$dir" && setsid setpriv --reuid=postgres --regid=postgres --init-groups env HOME="$dir" "$DEMO/bin/ferroni" "$dir/ferroni.yml" >"$dir/ferroni.log" 2>&1 < /dev/null & echo $! > "$dir/ferroni.pid")
+  (cd "$dir" && start_bg "$dir/ferroni.pid" "$dir/ferroni.log" \
+    setpriv --reuid=postgres --regid=postgres --init-groups env HOME="$dir" "$DEMO/bin/ferroni" "$dir/ferroni.yml")
   i=$((i + 1))
 done
 

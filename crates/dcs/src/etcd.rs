@@ -13,6 +13,7 @@
 
 use crate::api::{Dcs, DcsError, NodeIdentity};
 use crate::codec::{self, RawKv};
+use crate::etcd_cache::{self, Cache};
 use crate::keys::Keys;
 use async_trait::async_trait;
 use etcd_client::{
@@ -22,13 +23,16 @@ use etcd_client::{
 use ferroni_model::{ClusterView, Failover, HistoryLine, MemberData, Status};
 use serde_json::Value;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep, timeout_at};
 use tonic::Code;
 
-/// Patroni renews once per loop; renewing more often than this buys nothing and loads etcd.
+/// Unforced renewals (member key only) happen at most this often, and at least every quarter ttl
+/// (see [`EtcdDcs::ensure_lease`]): the member key then always has three quarters of its ttl
+/// left, and an idle replica does not renew every second. The leader's renewals are forced.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 /// HTTP/2 ping interval. etcd's default `--grpc-keepalive-min-time` is 5 s and it answers pings that
 /// come more often with GOAWAY "too_many_pings", so stay above it.
@@ -104,8 +108,18 @@ pub struct EtcdDcs {
     client: Mutex<Option<Client>>,
     lease: Mutex<LeaseState>,
     ttl: AtomicU32,
-    /// Header revision of the last successful `load`; `watch_leader` starts after it.
+    /// Header revision of the last successful direct `load`; `watch_leader` starts after it.
     last_load_revision: AtomicI64,
+    /// The watched copy of the cluster's keys, and the task that keeps it current.
+    cache: Arc<Cache>,
+    cache_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Revision of this node's last write into the cluster: the copy is used once it has seen it.
+    last_write: AtomicI64,
+    /// The cache's leader-change counter as of the last `load` served from it; `None` after a
+    /// direct read, when `watch_leader` opens a watch of its own.
+    loaded_leader_seq: std::sync::Mutex<Option<u64>>,
+    /// Loads served from the watched copy (for tests and metrics).
+    cached_loads: std::sync::atomic::AtomicU64,
     /// Value and lease of the last member-key write, to skip identical rewrites as Patroni does.
     member_written: std::sync::Mutex<Option<(String, i64)>>,
 }
@@ -123,21 +137,63 @@ impl EtcdDcs {
         if identity.ttl == 0 || identity.retry_timeout.is_zero() {
             return Err(DcsError::Failed("ttl and retry_timeout must be positive".into()));
         }
+        let keys = Keys::new(&identity.namespace, &identity.scope);
         Ok(EtcdDcs {
             options: connect_options(identity.retry_timeout, user),
-            keys: Keys::new(&identity.namespace, &identity.scope),
+            cache: Arc::new(Cache::new(&keys.leader())),
+            keys,
             ttl: AtomicU32::new(identity.ttl),
             identity,
             endpoints,
             client: Mutex::new(None),
             lease: Mutex::new(LeaseState::default()),
             last_load_revision: AtomicI64::new(0),
+            cache_task: std::sync::Mutex::new(None),
+            last_write: AtomicI64::new(0),
+            loaded_leader_seq: std::sync::Mutex::new(None),
+            cached_loads: std::sync::atomic::AtomicU64::new(0),
             member_written: std::sync::Mutex::new(None),
         })
     }
 
+    /// Records a write this node made into the cluster's keys (its response's header revision).
+    fn wrote(&self, header: Option<&etcd_client::ResponseHeader>) {
+        if let Some(h) = header {
+            self.last_write.fetch_max(h.revision(), Ordering::SeqCst);
+        }
+    }
+
+    /// Starts the task that keeps [`Cache`] current, once a client exists.
+    async fn ensure_cache_task(&self) {
+        if self.cache_task.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let Ok(client) = self.client(self.deadline()).await else {
+            return;
+        };
+        let mut slot = self.cache_task.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let task = etcd_cache::run(
+                client,
+                self.keys.prefix().to_string(),
+                self.cache.clone(),
+                self.identity.retry_timeout,
+            );
+            *slot = Some(tokio::spawn(task).abort_handle());
+        }
+    }
+
+    fn set_loaded_leader_seq(&self, seq: Option<u64>) {
+        *self.loaded_leader_seq.lock().unwrap_or_else(|p| p.into_inner()) = seq;
+    }
+
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// How many `load`s were served from the watched copy rather than a range read.
+    pub fn cached_loads(&self) -> u64 {
+        self.cached_loads.load(Ordering::Relaxed)
     }
 
     /// The lease this node currently holds (as far as it knows).
@@ -206,27 +262,42 @@ impl EtcdDcs {
 
     async fn put(&self, key: String, value: String, lease: i64) -> Result<(), DcsError> {
         let options = PutOptions::new().with_lease(lease);
-        self.call(self.deadline(), "put", |mut c| {
-            let (key, value, options) = (key.clone(), value.clone(), options.clone());
-            async move { c.put(key, value, Some(options)).await }
-        })
-        .await?;
+        let resp = self
+            .call(self.deadline(), "put", |mut c| {
+                let (key, value, options) = (key.clone(), value.clone(), options.clone());
+                async move { c.put(key, value, Some(options)).await }
+            })
+            .await?;
+        self.wrote(resp.header());
         Ok(())
     }
 
     async fn delete(&self, key: String, options: Option<DeleteOptions>) -> Result<(), DcsError> {
-        self.call(self.deadline(), "delete", |mut c| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { c.delete(key, options).await }
-        })
-        .await?;
+        let resp = self
+            .call(self.deadline(), "delete", |mut c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.delete(key, options).await }
+            })
+            .await?;
+        if resp.deleted() > 0 {
+            self.wrote(resp.header());
+        }
         Ok(())
     }
 
     /// Writes `key` only if `compare` holds; `Ok(false)` when it did not.
     async fn put_if(&self, what: &str, compare: Compare, key: String, value: String) -> Result<bool, DcsError> {
         let txn = Txn::new().when([compare]).and_then([TxnOp::put(key, value, None)]);
-        Ok(self.txn(self.deadline(), what, txn).await?.succeeded())
+        self.txn_wrote_if_succeeded(what, txn).await
+    }
+
+    /// Runs a conditional write; `Ok(false)` when its comparison failed (nothing written).
+    async fn txn_wrote_if_succeeded(&self, what: &str, txn: Txn) -> Result<bool, DcsError> {
+        let resp = self.txn(self.deadline(), what, txn).await?;
+        if resp.succeeded() {
+            self.wrote(resp.header());
+        }
+        Ok(resp.succeeded())
     }
 
     /// `None`: create only if absent; `Some(v)`: replace only if the key's mod_revision is still `v`.
@@ -237,12 +308,13 @@ impl EtcdDcs {
         }
     }
 
-    /// The node's lease, granted if there is none and renewed if the last renewal is older than
-    /// [`KEEPALIVE_EVERY`] (always when `force`). A lease etcd has forgotten is replaced.
+    /// The node's lease, granted if there is none and renewed if the last renewal is older than a
+    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (always when `force`). A lease etcd has forgotten is replaced.
     async fn ensure_lease(&self, deadline: Instant, force: bool) -> Result<i64, Fail> {
         let mut state = self.lease.lock().await;
         if let Some(id) = state.id {
-            let fresh = state.renewed_at.is_some_and(|t| t.elapsed() < KEEPALIVE_EVERY);
+            let every = (Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst))) / 4).max(KEEPALIVE_EVERY);
+            let fresh = state.renewed_at.is_some_and(|t| t.elapsed() < every);
             if fresh && !force {
                 return Ok(id);
             }
@@ -330,13 +402,11 @@ impl EtcdDcs {
 
     /// Forgets the cached member write when a read shows the key differs (deleted, rewritten or
     /// on another lease), so the next `touch_member` writes it again.
-    fn check_member_cache(&self, kvs: &[KeyValue]) {
+    fn check_member_cache<'a>(&self, mut kvs: impl Iterator<Item = RawKv<'a>>) {
         let key = self.keys.member(&self.identity.name);
         let mut cached = self.member_slot();
         let Some((value, lease)) = cached.as_ref() else { return };
-        let still_there = kvs
-            .iter()
-            .any(|kv| kv.key() == key.as_bytes() && kv.value() == value.as_bytes() && kv.lease() == *lease);
+        let still_there = kvs.any(|kv| kv.key == key.as_bytes() && kv.value == value.as_bytes() && kv.lease == *lease);
         if !still_there {
             *cached = None;
         }
@@ -439,6 +509,14 @@ fn connect_options(retry_timeout: Duration, user: Option<(String, String)>) -> C
     }
 }
 
+impl Drop for EtcdDcs {
+    fn drop(&mut self) {
+        if let Some(task) = self.cache_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
 fn nested_txn(resp: &TxnResponse) -> Option<TxnResponse> {
     resp.op_responses().into_iter().find_map(|r| match r {
         TxnOpResponse::Txn(t) => Some(t),
@@ -460,9 +538,31 @@ impl Dcs for EtcdDcs {
     }
 
     async fn load(&self) -> Result<ClusterView, DcsError> {
+        self.ensure_cache_task().await;
+        let deadline = self.deadline();
+        // Half the budget at most, so a progress answer that never comes (newer etcd defers it
+        // for a watcher still catching up) leaves time for the direct read.
+        let confirm_by = Instant::now() + self.identity.retry_timeout / 2;
+        let confirmed = self.cache.is_ready() && self.cache.confirm(confirm_by).await;
+        if confirmed && let Some(snap) = self.cache.snapshot(self.last_write.load(Ordering::SeqCst)) {
+            let raw = || {
+                snap.kvs.iter().map(|kv| RawKv {
+                    key: &kv.key,
+                    value: &kv.value,
+                    mod_revision: kv.mod_revision,
+                    lease: kv.lease,
+                })
+            };
+            let view = codec::decode_cluster(&self.keys, raw());
+            self.check_member_cache(raw());
+            self.set_loaded_leader_seq(Some(snap.leader_seq));
+            self.cached_loads.fetch_add(1, Ordering::Relaxed);
+            return Ok(view);
+        }
+        self.set_loaded_leader_seq(None);
         let prefix = self.keys.prefix().to_string();
         let resp = self
-            .call(self.deadline(), "load", |mut c| {
+            .call(deadline, "load", |mut c| {
                 let prefix = prefix.clone();
                 async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
             })
@@ -480,7 +580,13 @@ impl Dcs for EtcdDcs {
         if let Some(header) = resp.header() {
             self.last_load_revision.store(header.revision(), Ordering::SeqCst);
         }
-        self.check_member_cache(kvs);
+        self.set_loaded_leader_seq(None);
+        self.check_member_cache(kvs.iter().map(|kv| RawKv {
+            key: kv.key(),
+            value: kv.value(),
+            mod_revision: kv.mod_revision(),
+            lease: kv.lease(),
+        }));
         Ok(view)
     }
 
@@ -513,6 +619,9 @@ impl Dcs for EtcdDcs {
             let name = name.clone();
             async move {
                 let resp = self.txn(deadline, "acquire leader", txn).await?;
+                if resp.succeeded() {
+                    self.wrote(resp.header());
+                }
                 // A retried request whose first attempt did win finds the key already ours.
                 let ours = first_kv(&resp).is_some_and(|kv| kv.value() == name.as_bytes() && kv.lease() == lease);
                 Ok(resp.succeeded() || ours)
@@ -541,15 +650,25 @@ impl Dcs for EtcdDcs {
                     Compare::lease(key.as_str(), CompareOp::Equal, lease),
                 ])
                 .or_else([TxnOp::txn(rebind)]);
+            // As Patroni does: a renewed lease that the (just confirmed) watched copy shows holding
+            // our leader key needs no transaction.
+            let recently = self.identity.retry_timeout / 2;
+            let cached = self
+                .cache
+                .get_confirmed(&key, self.last_write.load(Ordering::SeqCst), recently);
+            let held = matches!(cached, Some(Some(kv)) if kv.value == name.as_bytes() && kv.lease == lease);
             async move {
+                if held {
+                    return Ok(true);
+                }
                 let resp = self.txn(deadline, "update leader", txn).await?;
                 let rebound = nested_txn(&resp);
                 let created = rebound.as_ref().and_then(nested_txn);
-                Ok(
-                    resp.succeeded()
-                        || rebound.is_some_and(|t| t.succeeded())
-                        || created.is_some_and(|t| t.succeeded()),
-                )
+                let rewritten = rebound.is_some_and(|t| t.succeeded()) || created.is_some_and(|t| t.succeeded());
+                if rewritten {
+                    self.wrote(resp.header());
+                }
+                Ok(resp.succeeded() || rewritten)
             }
         })
         .await
@@ -564,7 +683,7 @@ impl Dcs for EtcdDcs {
                 self.identity.name.as_str(),
             )])
             .and_then([TxnOp::delete(key.as_str(), None)]);
-        self.txn(self.deadline(), "release leader", txn).await?;
+        self.txn_wrote_if_succeeded("release leader", txn).await?;
         Ok(())
     }
 
@@ -582,11 +701,13 @@ impl Dcs for EtcdDcs {
                     return Ok(());
                 }
                 let options = PutOptions::new().with_lease(lease);
-                self.call(deadline, "touch member", |mut c| {
-                    let (key, value, options) = (key.clone(), value.clone(), options.clone());
-                    async move { c.put(key, value, Some(options)).await }
-                })
-                .await?;
+                let resp = self
+                    .call(deadline, "touch member", |mut c| {
+                        let (key, value, options) = (key.clone(), value.clone(), options.clone());
+                        async move { c.put(key, value, Some(options)).await }
+                    })
+                    .await?;
+                self.wrote(resp.header());
                 *self.member_slot() = Some((value, lease));
                 Ok(())
             }
@@ -596,6 +717,9 @@ impl Dcs for EtcdDcs {
 
     async fn shutdown(&self) -> Result<(), DcsError> {
         *self.member_slot() = None;
+        if let Some(task) = self.cache_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
         self.delete(self.keys.member(&self.identity.name), None).await?;
         let lease = {
             let mut state = self.lease.lock().await;
@@ -658,11 +782,21 @@ impl Dcs for EtcdDcs {
         let txn = Txn::new()
             .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, v)])
             .and_then([TxnOp::delete(key.as_str(), None)]);
-        Ok(self.txn(self.deadline(), "delete failover", txn).await?.succeeded())
+        self.txn_wrote_if_succeeded("delete failover", txn).await
     }
 
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError> {
         let deadline = Instant::now() + timeout;
+        let loaded = *self.loaded_leader_seq.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = loaded
+            && self.cache.is_ready()
+        {
+            // The cache's own watch reports leader changes: no watch of our own to open.
+            let mut changes = self.cache.leader_changes();
+            let changed = changes.wait_for(|seq| *seq != seen);
+            let _ = timeout_at(deadline, changed).await;
+            return Ok(());
+        }
         let mut start = match self.last_load_revision.load(Ordering::SeqCst) {
             0 => None,
             rev => Some(rev + 1),

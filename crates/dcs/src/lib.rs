@@ -9,6 +9,7 @@
 mod api;
 mod codec;
 mod etcd;
+mod etcd_cache;
 pub mod keys;
 mod memory;
 

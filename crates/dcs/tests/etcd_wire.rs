@@ -236,3 +236,62 @@ async fn rejected_request_is_failed_not_unavailable() {
         .await;
     assert_eq!(count.expect("count").count(), 0);
 }
+
+/// The watched copy serves idle loads, shows other nodes' writes, always shows the node's own last
+/// write, and wakes a leader watch without a watch of its own.
+#[tokio::test]
+async fn watched_copy_serves_loads_and_reads_its_own_writes() {
+    let etcd = Etcd::start();
+    let (a, b) = (
+        node(&etcd, "pg0", Duration::from_secs(3)),
+        node(&etcd, "pg1", Duration::from_secs(3)),
+    );
+    assert!(a.acquire_leader().await.expect("acquire"));
+    b.load().await.expect("first load, which starts the watch");
+    let started = Instant::now();
+    while b.cached_loads() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no load came from the copy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        b.load().await.expect("load");
+    }
+
+    for i in 0..20 {
+        let state = format!("state {i}");
+        b.touch_member(&member(&state)).await.expect("touch");
+        let view = b.load().await.expect("load right after a write");
+        let mine = view.members.iter().find(|m| m.name == "pg1").expect("own member");
+        assert_eq!(mine.data.state, state, "a load right after a write shows it");
+    }
+
+    a.touch_member(&member("from pg0")).await.expect("touch by pg0");
+    let started = Instant::now();
+    loop {
+        let view = b.load().await.expect("load");
+        if view
+            .members
+            .iter()
+            .any(|m| m.name == "pg0" && m.data.state == "from pg0")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "pg0's write never showed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cached = b.cached_loads();
+    b.load().await.expect("idle load");
+    assert_eq!(b.cached_loads(), cached + 1, "an idle load comes from the copy");
+
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.release_leader().await.expect("release");
+    };
+    let started = Instant::now();
+    let (watched, ()) = tokio::join!(b.watch_leader(Duration::from_secs(10)), release);
+    watched.expect("watch");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "woken by the release after {waited:?}"
+    );
+    assert_eq!(b.load().await.expect("load").leader_name(), None);
+}

@@ -20,9 +20,13 @@
 //! How it can fail: the fence refuses to signal a process unless `postmaster.pid` names a live
 //! `postgres` process whose data directory (line 2, and its cwd when readable) is ours, so a stale
 //! pid file can at worst make it do nothing (logged). If the fence process itself dies, nothing
-//! fences; the daemon should notice (`Child::try_wait`) and start a new one. The fence reacts
-//! within its 100 ms poll plus the time Postgres needs to act on SIGQUIT, which the safety margin
-//! must cover.
+//! fences; the daemon should notice (`Child::try_wait`) and start a new one. The fence reacts at the
+//! deadline (a timerfd, see `fence_wait.rs`) plus the time Postgres needs to act on SIGQUIT, which
+//! the safety margin must cover.
+
+// A file of its own beside this one (the fencing test includes this file by path).
+#[path = "fence_wait.rs"]
+mod wait;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -40,8 +44,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// `ferroni --fence <heartbeat> <data_dir> <daemon_pid>`.
 pub const FENCE_FLAG: &str = "--fence";
 
-/// How often the fence reads the heartbeat; the safety margin must be well above it.
-const POLL: Duration = Duration::from_millis(100);
 /// Time an immediate shutdown gets before the postmaster and its children are killed.
 const QUIT_GRACE: Duration = Duration::from_secs(2);
 /// Heartbeat content that tells the fence to exit (see [`Heartbeat::stop_fence`]).
@@ -234,7 +236,7 @@ pub fn fence_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// The fence loop. Every 100 ms: an expired deadline stops Postgres and removes the heartbeat
+/// The fence loop, woken by the heartbeat file, its deadline or the daemon's exit: an expired deadline stops Postgres and removes the heartbeat
 /// (fence once; a thawed daemon re-arms it). Exits when asked (`exit` in the file), or when the
 /// daemon is gone and nothing is armed. A daemon that died while armed still has a lease running
 /// out in the DCS, so the deadline is enforced before exiting.
@@ -245,6 +247,10 @@ pub fn run_fence(heartbeat: &Path, data_dir: &Path, daemon_pid: i32) -> ExitCode
         heartbeat.display(),
         data_dir.display()
     ));
+    let (mut sleeper, missing) = wait::Sleeper::new(heartbeat, daemon_pid);
+    for m in missing {
+        log(&format!("cannot wait on {m}"));
+    }
     let mut last: Option<HeartbeatState> = None;
     // Fencing removes the file; should that fail, this keeps the fence from firing every poll.
     let mut fenced: Option<Deadline> = None;
@@ -255,13 +261,15 @@ pub fn run_fence(heartbeat: &Path, data_dir: &Path, daemon_pid: i32) -> ExitCode
         if last.as_ref().map(std::mem::discriminant) != Some(std::mem::discriminant(&state)) {
             log_transition(&state, now);
         }
+        let mut pending = None;
         match &state {
             HeartbeatState::Exit => {
                 log("asked to exit");
                 return ExitCode::SUCCESS;
             }
-            HeartbeatState::Armed(deadline) if fenced != Some(*deadline) => {
-                if let Some(late) = deadline.exceeded_by(now) {
+            HeartbeatState::Armed(deadline) if fenced != Some(*deadline) => match deadline.exceeded_by(now) {
+                None => pending = Some(*deadline),
+                Some(late) => {
                     fenced = Some(*deadline);
                     let what = fence_postgres(data_dir);
                     log(&format!(
@@ -276,10 +284,10 @@ pub fn run_fence(heartbeat: &Path, data_dir: &Path, daemon_pid: i32) -> ExitCode
                         return ExitCode::SUCCESS;
                     }
                     last = Some(HeartbeatState::Disarmed);
-                    sleep(POLL);
+                    sleeper.wait(None);
                     continue;
                 }
-            }
+            },
             // Disarmed, from another boot, unreadable, or a deadline already fenced.
             _ => {
                 if !daemon.alive() {
@@ -289,7 +297,7 @@ pub fn run_fence(heartbeat: &Path, data_dir: &Path, daemon_pid: i32) -> ExitCode
             }
         }
         last = Some(state);
-        sleep(POLL);
+        sleeper.wait(pending);
     }
 }
 

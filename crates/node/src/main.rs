@@ -78,11 +78,10 @@ fn main() -> ExitCode {
     // Secrets in PATRONI_* must not reach Postgres, scripts or callbacks; no thread runs yet.
     ferroni_config::scrub_process_env();
     logging::init(&loaded.config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // One thread runs the loop, the REST API and the DCS client: they wait on the same few sockets,
+    // and a second worker only added cross-thread wake-ups (futex + eventfd per I/O event) to every
+    // idle cycle. Blocking work still goes to tokio's blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferroni: cannot start the runtime: {e}");

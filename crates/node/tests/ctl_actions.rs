@@ -171,7 +171,7 @@ fn streaming(c: &TestCluster, count: usize) {
         c.load()
             .members
             .iter()
-            .filter(|m| m.data.replication_state.as_deref() == Some("streaming"))
+            .filter(|m| m.data.replication_state.as_deref() == Some("streaming") && m.data.state == "running")
             .count()
             == count
     })

@@ -142,6 +142,14 @@ impl Etcd {
     /// Freezes etcd with SIGSTOP: connections stay open but nothing answers, like a black hole.
     pub fn pause(&self) {
         self.signal(Signal::SIGSTOP);
+        // kill(2) returns before every thread has stopped, and a thread still running could answer
+        // a request sent right after: wait until all of them show the stopped state.
+        let Some(child) = self.child.as_ref() else { return };
+        let tasks = format!("/proc/{}/task", child.id());
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(2) && !all_threads_stopped(&tasks) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Undoes [`Etcd::pause`].
@@ -291,6 +299,18 @@ fn log_tail(path: &Path, lines: usize) -> String {
     }
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether every thread listed under `/proc/<pid>/task` is stopped (`T`) or gone.
+fn all_threads_stopped(tasks: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir(tasks) else { return true };
+    dir.flatten().all(|t| {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // The state follows the parenthesised command name, which may itself contain ')'.
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_none_or(|state| state == "T" || state == "t")
+    })
 }
 
 #[cfg(test)]
