@@ -1258,7 +1258,10 @@ def main():
     ap.add_argument("--scale", type=int, default=0, help="pgbench scale of scenario 2's leader (default 70)")
     ap.add_argument("--idle", type=int, default=0, help="idle window of scenario 5 in seconds (default 60)")
     ap.add_argument("--wrk-duration", type=int, default=0, help="wrk duration in seconds (default 10)")
-    ap.add_argument("--ferroni", default=os.path.join(ROOT, "target", "release", "ferroni"))
+    host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
+    host = next((line.split(": ", 1)[1] for line in host.splitlines() if line.startswith("host: ")), "")
+    # scripts/build-release.sh's static build
+    ap.add_argument("--ferroni", default=os.path.join(ROOT, "target", host, "release", "ferroni"))
     ap.add_argument("--patroni", default=os.path.join(ROOT, "bench", ".venv", "bin", "patroni"))
     ap.add_argument("--hba-method", default="md5", choices=("md5", "scram-sha-256"),
                     help="pg_hba method of the generated host lines (default md5)")

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 scripts/setup.sh >/dev/null
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q --bin ferroni
+REL=$(scripts/build-release.sh 2>/dev/null)
 BIN=/usr/lib/postgresql/15/bin
-W=$(mktemp -d /tmp/ferroni-bench-XXXX); chmod 755 "$W"; cp target/release/ferroni "$W/"; chown postgres "$W"
+W=$(mktemp -d /tmp/ferroni-bench-XXXX); chmod 755 "$W"; cp "$REL/ferroni" "$REL/ferroni-fence" "$W/"; chown postgres "$W"
 as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

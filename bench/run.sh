@@ -55,9 +55,9 @@ if can_install; then
 fi
 
 # --- ferroni ---------------------------------------------------------------------------------
-FERRONI=target/release/ferroni
+FERRONI="target/$(rustc -vV | sed -n 's/^host: //p')/release/ferroni"
 if [ "$BUILD" -eq 1 ] || [ ! -x "$FERRONI" ]; then
-  cargo build --release --bin ferroni --bin ferronictl
+  scripts/build-release.sh >/dev/null
 fi
 
 # --- Patroni 4.1 in a virtualenv -------------------------------------------------------------

@@ -28,11 +28,11 @@ stop_demo() {
 if [ "${1:-}" = "stop" ]; then stop_demo; exit 0; fi
 
 scripts/setup.sh
-cargo build --release --bin ferroni --bin ferronictl
+BIN=$(scripts/build-release.sh)
 [ -d "$DEMO" ] && stop_demo >/dev/null 2>&1 || true
 rm -rf "$DEMO"
 mkdir -p "$DEMO/bin"
-cp target/release/ferroni target/release/ferronictl "$DEMO/bin/"
+cp "$BIN/ferroni" "$BIN/ferronictl" "$BIN/ferroni-fence" "$DEMO/bin/"
 chmod 755 "$DEMO" "$DEMO/bin" "$DEMO/bin/"*
 
 # Each process's own shell writes its pid and execs into it (setsid may fork, so $! would not do).
@@ -61,7 +61,7 @@ etcd3:
 bootstrap:
   dcs:
     ttl: 20
-    loop_wait: 2
+    loop_wait: ${FERRONI_LOOP_WAIT:-2}
     retry_timeout: 5
     postgresql:
       use_pg_rewind: true

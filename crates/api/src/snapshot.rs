@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use ferroni_model::Role;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 /// Patroni's `PostgresqlState` strings, as the `state` field carries them.
@@ -249,23 +249,23 @@ impl NodeSnapshot {
     }
 }
 
-/// A published snapshot together with the bodies rendered from it.
+/// A published snapshot together with the bodies rendered from it. The daemon publishes every
+/// cycle, so a body is rendered when first asked for, once per snapshot: an idle node that nobody
+/// polls renders nothing, and a busy health check still serves the same bytes many times.
 #[derive(Debug)]
 pub struct Published {
     snapshot: NodeSnapshot,
-    status_json: Bytes,
-    metrics: Bytes,
+    status_json: OnceLock<Bytes>,
+    metrics: OnceLock<Bytes>,
     published_at: Instant,
 }
 
 impl Published {
-    fn render(snapshot: NodeSnapshot) -> Published {
-        let status_json = Bytes::from(status::render(&snapshot));
-        let metrics = Bytes::from(metrics::render(&snapshot));
+    fn new(snapshot: NodeSnapshot) -> Published {
         Published {
             snapshot,
-            status_json,
-            metrics,
+            status_json: OnceLock::new(),
+            metrics: OnceLock::new(),
             published_at: Instant::now(),
         }
     }
@@ -274,14 +274,16 @@ impl Published {
         &self.snapshot
     }
 
-    /// The status JSON (`/patroni` and every GET health check), rendered at publication.
+    /// The status JSON (`/patroni` and every GET health check).
     pub fn status_json(&self) -> &Bytes {
-        &self.status_json
+        self.status_json
+            .get_or_init(|| Bytes::from(status::render(&self.snapshot)))
     }
 
-    /// The `/metrics` text, rendered at publication.
+    /// The `/metrics` text.
     pub fn metrics(&self) -> &Bytes {
-        &self.metrics
+        self.metrics
+            .get_or_init(|| Bytes::from(metrics::render(&self.snapshot)))
     }
 
     /// The instant `/liveness` measures from.
@@ -308,13 +310,13 @@ impl Default for SnapshotHandle {
 impl SnapshotHandle {
     pub fn new(initial: NodeSnapshot) -> SnapshotHandle {
         SnapshotHandle {
-            current: Arc::new(RwLock::new(Arc::new(Published::render(initial)))),
+            current: Arc::new(RwLock::new(Arc::new(Published::new(initial)))),
         }
     }
 
     /// Replaces the current snapshot. Rendering happens here, outside the lock.
     pub fn publish(&self, snapshot: NodeSnapshot) {
-        let next = Arc::new(Published::render(snapshot));
+        let next = Arc::new(Published::new(snapshot));
         let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
         *slot = next;
     }

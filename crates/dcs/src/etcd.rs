@@ -34,6 +34,11 @@ use tonic::Code;
 /// (see [`EtcdDcs::ensure_lease`]): the member key then always has three quarters of its ttl
 /// left, and an idle replica does not renew every second. The leader's renewals are forced.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
+/// A forced renewal is skipped when one started this recently: a leader's `load` renews the lease
+/// to confirm the watched copy, and its `update_leader` a moment later need not renew it again. The
+/// fence deadline counts from `update_leader`'s start, so it may be this much late; the fence's
+/// safety margin (seconds) covers it.
+const JUST_RENEWED: Duration = Duration::from_millis(250);
 /// HTTP/2 ping interval. etcd's default `--grpc-keepalive-min-time` is 5 s and it answers pings that
 /// come more often with GOAWAY "too_many_pings", so stay above it.
 const H2_PING_EVERY: Duration = Duration::from_secs(6);
@@ -118,6 +123,8 @@ pub struct EtcdDcs {
     /// The cache's leader-change counter as of the last `load` served from it; `None` after a
     /// direct read, when `watch_leader` opens a watch of its own.
     loaded_leader_seq: std::sync::Mutex<Option<u64>>,
+    /// Whether this node holds the leader key, as its last acquire/update/release found.
+    leading: std::sync::atomic::AtomicBool,
     /// Loads served from the watched copy (for tests and metrics).
     cached_loads: std::sync::atomic::AtomicU64,
     /// Value and lease of the last member-key write, to skip identical rewrites as Patroni does.
@@ -152,6 +159,7 @@ impl EtcdDcs {
             last_write: AtomicI64::new(0),
             loaded_leader_seq: std::sync::Mutex::new(None),
             cached_loads: std::sync::atomic::AtomicU64::new(0),
+            leading: std::sync::atomic::AtomicBool::new(false),
             member_written: std::sync::Mutex::new(None),
         })
     }
@@ -309,17 +317,20 @@ impl EtcdDcs {
     }
 
     /// The node's lease, granted if there is none and renewed if the last renewal is older than a
-    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (always when `force`). A lease etcd has forgotten is replaced.
+    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (when `force`, older than [`JUST_RENEWED`]).
+    /// A lease etcd has forgotten is replaced. `renewed_at` is when a renewal started: the lease
+    /// runs at least its ttl from then.
     async fn ensure_lease(&self, deadline: Instant, force: bool) -> Result<i64, Fail> {
         let mut state = self.lease.lock().await;
         if let Some(id) = state.id {
             let every = (Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst))) / 4).max(KEEPALIVE_EVERY);
-            let fresh = state.renewed_at.is_some_and(|t| t.elapsed() < every);
-            if fresh && !force {
+            let max_age = if force { JUST_RENEWED } else { every };
+            if state.renewed_at.is_some_and(|t| t.elapsed() < max_age) {
                 return Ok(id);
             }
+            let started = Instant::now();
             if self.keep_alive(&mut state, id, deadline).await? {
-                state.renewed_at = Some(Instant::now());
+                state.renewed_at = Some(started);
                 return Ok(id);
             }
             tracing::info!(lease = id, "etcd lease expired, granting a new one");
@@ -543,7 +554,22 @@ impl Dcs for EtcdDcs {
         // Half the budget at most, so a progress answer that never comes (newer etcd defers it
         // for a watcher still catching up) leaves time for the direct read.
         let confirm_by = Instant::now() + self.identity.retry_timeout / 2;
-        let confirmed = self.cache.is_ready() && self.cache.confirm(confirm_by).await;
+        // Reads within half a retry_timeout of etcd's last answer on the watch's connection need no
+        // new one: a frozen etcd then fails reads within retry_timeout (half of it unconfirmed,
+        // half waiting for an answer), as a range read would.
+        let recent = self.cache.confirmed_within(self.identity.retry_timeout / 2);
+        let confirmed = self.cache.is_ready()
+            && if self.leading.load(Ordering::SeqCst) {
+                // The leader renews its lease every cycle anyway: that round trip on the same
+                // connection confirms the copy, and `update_leader` then skips its own renewal.
+                let renewed = self.ensure_lease(confirm_by, true).await.is_ok();
+                if renewed {
+                    self.cache.mark_confirmed();
+                }
+                renewed
+            } else {
+                recent || self.cache.confirm(confirm_by).await
+            };
         if confirmed && let Some(snap) = self.cache.snapshot(self.last_write.load(Ordering::SeqCst)) {
             let raw = || {
                 snap.kvs.iter().map(|kv| RawKv {
@@ -607,74 +633,81 @@ impl Dcs for EtcdDcs {
     async fn acquire_leader(&self) -> Result<bool, DcsError> {
         let key = self.keys.leader();
         let name = self.identity.name.clone();
-        self.with_lease(false, |lease, deadline| {
-            let txn = Txn::new()
-                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.as_str(),
-                    name.as_str(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )])
-                .or_else([TxnOp::get(key.as_str(), None)]);
-            let name = name.clone();
-            async move {
-                let resp = self.txn(deadline, "acquire leader", txn).await?;
-                if resp.succeeded() {
-                    self.wrote(resp.header());
+        let result = self
+            .with_lease(false, |lease, deadline| {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        key.as_str(),
+                        name.as_str(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )])
+                    .or_else([TxnOp::get(key.as_str(), None)]);
+                let name = name.clone();
+                async move {
+                    let resp = self.txn(deadline, "acquire leader", txn).await?;
+                    if resp.succeeded() {
+                        self.wrote(resp.header());
+                    }
+                    // A retried request whose first attempt did win finds the key already ours.
+                    let ours = first_kv(&resp).is_some_and(|kv| kv.value() == name.as_bytes() && kv.lease() == lease);
+                    Ok(resp.succeeded() || ours)
                 }
-                // A retried request whose first attempt did win finds the key already ours.
-                let ours = first_kv(&resp).is_some_and(|kv| kv.value() == name.as_bytes() && kv.lease() == lease);
-                Ok(resp.succeeded() || ours)
-            }
-        })
-        .await
+            })
+            .await;
+        self.leading.store(matches!(result, Ok(true)), Ordering::SeqCst);
+        result
     }
 
     async fn update_leader(&self) -> Result<bool, DcsError> {
         let key = self.keys.leader();
         let name = self.identity.name.clone();
-        self.with_lease(true, |lease, deadline| {
-            let put = || TxnOp::put(key.as_str(), name.as_str(), Some(PutOptions::new().with_lease(lease)));
-            // Patroni's fallbacks, nested so one round trip decides: still ours on our lease → nothing
-            // to do; ours on an old lease → re-bind it; gone → create it.
-            let create = Txn::new()
-                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                .and_then([put()]);
-            let rebind = Txn::new()
-                .when([Compare::value(key.as_str(), CompareOp::Equal, name.as_str())])
-                .and_then([put()])
-                .or_else([TxnOp::txn(create)]);
-            let txn = Txn::new()
-                .when([
-                    Compare::value(key.as_str(), CompareOp::Equal, name.as_str()),
-                    Compare::lease(key.as_str(), CompareOp::Equal, lease),
-                ])
-                .or_else([TxnOp::txn(rebind)]);
-            // As Patroni does: a renewed lease that the (just confirmed) watched copy shows holding
-            // our leader key needs no transaction.
-            let recently = self.identity.retry_timeout / 2;
-            let cached = self
-                .cache
-                .get_confirmed(&key, self.last_write.load(Ordering::SeqCst), recently);
-            let held = matches!(cached, Some(Some(kv)) if kv.value == name.as_bytes() && kv.lease == lease);
-            async move {
-                if held {
-                    return Ok(true);
+        let result = self
+            .with_lease(true, |lease, deadline| {
+                let put = || TxnOp::put(key.as_str(), name.as_str(), Some(PutOptions::new().with_lease(lease)));
+                // Patroni's fallbacks, nested so one round trip decides: still ours on our lease → nothing
+                // to do; ours on an old lease → re-bind it; gone → create it.
+                let create = Txn::new()
+                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                    .and_then([put()]);
+                let rebind = Txn::new()
+                    .when([Compare::value(key.as_str(), CompareOp::Equal, name.as_str())])
+                    .and_then([put()])
+                    .or_else([TxnOp::txn(create)]);
+                let txn = Txn::new()
+                    .when([
+                        Compare::value(key.as_str(), CompareOp::Equal, name.as_str()),
+                        Compare::lease(key.as_str(), CompareOp::Equal, lease),
+                    ])
+                    .or_else([TxnOp::txn(rebind)]);
+                // As Patroni does: a renewed lease that the (just confirmed) watched copy shows holding
+                // our leader key needs no transaction.
+                let recently = self.identity.retry_timeout / 2;
+                let cached = self
+                    .cache
+                    .get_confirmed(&key, self.last_write.load(Ordering::SeqCst), recently);
+                let held = matches!(cached, Some(Some(kv)) if kv.value == name.as_bytes() && kv.lease == lease);
+                async move {
+                    if held {
+                        return Ok(true);
+                    }
+                    let resp = self.txn(deadline, "update leader", txn).await?;
+                    let rebound = nested_txn(&resp);
+                    let created = rebound.as_ref().and_then(nested_txn);
+                    let rewritten = rebound.is_some_and(|t| t.succeeded()) || created.is_some_and(|t| t.succeeded());
+                    if rewritten {
+                        self.wrote(resp.header());
+                    }
+                    Ok(resp.succeeded() || rewritten)
                 }
-                let resp = self.txn(deadline, "update leader", txn).await?;
-                let rebound = nested_txn(&resp);
-                let created = rebound.as_ref().and_then(nested_txn);
-                let rewritten = rebound.is_some_and(|t| t.succeeded()) || created.is_some_and(|t| t.succeeded());
-                if rewritten {
-                    self.wrote(resp.header());
-                }
-                Ok(resp.succeeded() || rewritten)
-            }
-        })
-        .await
+            })
+            .await;
+        self.leading.store(matches!(result, Ok(true)), Ordering::SeqCst);
+        result
     }
 
     async fn release_leader(&self) -> Result<(), DcsError> {
+        self.leading.store(false, Ordering::SeqCst);
         let key = self.keys.leader();
         let txn = Txn::new()
             .when([Compare::value(
@@ -716,6 +749,7 @@ impl Dcs for EtcdDcs {
     }
 
     async fn shutdown(&self) -> Result<(), DcsError> {
+        self.leading.store(false, Ordering::SeqCst);
         *self.member_slot() = None;
         if let Some(task) = self.cache_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();

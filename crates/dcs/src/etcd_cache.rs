@@ -4,9 +4,10 @@
 //! were most of an idle daemon's CPU.
 //!
 //! Trust rules: the copy is only used while the watch is established (after its `created` reply,
-//! until any error, cancellation or compaction); each read first confirms the stream is alive with
-//! a progress request on it ([`Cache::confirm`]), so a frozen etcd makes the read fail in time
-//! instead of serving an old copy; and the copy must hold the event of the node's own last write
+//! until any error, cancellation or compaction); a read confirms the stream is alive with a
+//! progress request on it ([`Cache::confirm`]) unless etcd answered within the last half
+//! `retry_timeout`, so a frozen etcd makes reads fail within `retry_timeout` instead of serving an
+//! old copy for long; and the copy must hold the event of the node's own last write
 //! (`usable_after`), so a cycle right after a write reads what it wrote. Progress answers do not
 //! advance the copy's revision: etcd before 3.4.26/3.5.8 could send one ahead of events still in
 //! flight (etcd issue #15220). Confirming costs two small messages on an open stream, where a range
@@ -146,8 +147,19 @@ impl Cache {
     }
 
     fn progressed(&self) {
-        self.lock().confirmed_at = Some(Instant::now());
+        self.mark_confirmed();
         self.progress_answers.send_modify(|n| *n += 1);
+    }
+
+    /// etcd answered on the watch's connection just now (a progress answer or, for the leader,
+    /// a lease renewal).
+    pub fn mark_confirmed(&self) {
+        self.lock().confirmed_at = Some(Instant::now());
+    }
+
+    /// Whether etcd confirmed the watch within `recently`.
+    pub fn confirmed_within(&self, recently: Duration) -> bool {
+        self.lock().confirmed_at.is_some_and(|t| t.elapsed() < recently)
     }
 
     /// `key` as the copy has it, if the copy is usable (see [`Cache::snapshot`]) and etcd confirmed

@@ -6,7 +6,7 @@
 use crate::fence::{self, Heartbeat};
 use crate::watchdog::{self, Watchdog};
 use ferroni_model::{Config, DynamicConfig, WatchdogMode};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -17,6 +17,20 @@ fn heartbeat_path(cfg: &Config) -> PathBuf {
     let mut path = cfg.postgresql.data_dir.clone().into_os_string();
     path.push(".fence");
     PathBuf::from(path)
+}
+
+/// The program the fence runs as: the small `ferroni-fence` installed next to this binary, whose
+/// whole resident size is about a megabyte; else this binary again (`--fence`), which maps far
+/// more of itself than the loop needs. `/proc/self/exe` still names the running binary after a
+/// package upgrade replaced the file.
+fn fence_executable() -> PathBuf {
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("ferroni-fence")));
+    match sibling {
+        Some(path) if path.is_file() => path,
+        _ => PathBuf::from("/proc/self/exe"),
+    }
 }
 
 /// Disarms the heartbeat from outside the loop (a demotion that has stopped the primary).
@@ -78,7 +92,7 @@ impl Fencing {
             error!("the fencing process exited; starting it again");
         }
         match fence::spawn_fence(
-            Path::new("/proc/self/exe"),
+            &fence_executable(),
             &self.heartbeat_path,
             &self.data_dir,
             std::process::id(),

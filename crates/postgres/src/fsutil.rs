@@ -13,8 +13,20 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Write `contents` to `path` atomically with `mode`, owned by `owner` when given.
+/// Write `contents` to `path` atomically with `mode`, owned by `owner` when given. Not synced:
+/// for files ferroni writes again before each start of Postgres (configuration, pgpass), where an
+/// fsync per file cost a replica's start tens of milliseconds right after pg_basebackup had
+/// synced the whole directory, and a file a power loss emptied is simply written again.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Option<RunAs>) -> Result<(), PgError> {
+    write_file(path, contents, mode, owner, false)
+}
+
+/// [`write_atomic`], synced before the rename: for content that exists nowhere else.
+pub(crate) fn write_durable(path: &Path, contents: &[u8], mode: u32, owner: Option<RunAs>) -> Result<(), PgError> {
+    write_file(path, contents, mode, owner, true)
+}
+
+fn write_file(path: &Path, contents: &[u8], mode: u32, owner: Option<RunAs>, sync: bool) -> Result<(), PgError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -31,8 +43,10 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Optio
             .map_err(PgError::io(format!("create {}", tmp.display())))?;
         file.write_all(contents)
             .map_err(PgError::io(format!("write {}", tmp.display())))?;
-        file.sync_all()
-            .map_err(PgError::io(format!("sync {}", tmp.display())))?;
+        if sync {
+            file.sync_all()
+                .map_err(PgError::io(format!("sync {}", tmp.display())))?;
+        }
         // The umask may have narrowed the mode at creation; set it exactly.
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
             .map_err(PgError::io(format!("chmod {}", tmp.display())))?;

@@ -65,13 +65,60 @@ pub fn running_postmaster(data_dir: &Path) -> Option<PidFile> {
 /// The pid file's process exists, is not a zombie, runs a postgres binary and was started when the
 /// file says (within 3 s, as Patroni checks): a reused pid fails at least one of these.
 pub fn is_live_postmaster(file: &PidFile) -> bool {
-    if !is_process_alive(file.pid) || !looks_like_postgres(file.pid) {
+    if kill(Pid::from_raw(file.pid), None).is_err() {
         return false;
     }
-    match (file.start_time, process_start_time(file.pid)) {
+    // One read of /proc/<pid>/stat serves the zombie check and the start time (every cycle).
+    let stat = read_proc(&format!("/proc/{}/stat", file.pid));
+    if stat.as_deref().is_some_and(stat_says_zombie) {
+        return false;
+    }
+    // A process is its pid and start time: once its program was checked, it need not be again.
+    let identity = stat.as_deref().and_then(start_ticks).map(|t| (file.pid, t));
+    let known = identity.is_some() && *VERIFIED.lock().unwrap_or_else(|p| p.into_inner()) == identity;
+    if !known && !looks_like_postgres(file.pid) {
+        return false;
+    }
+    let live = match (file.start_time, stat.as_deref().and_then(start_time_from_stat)) {
         (Some(recorded), Some(actual)) => (recorded - actual).abs() <= 3,
         _ => true,
+    };
+    if live && !known {
+        *VERIFIED.lock().unwrap_or_else(|p| p.into_inner()) = identity;
     }
+    live
+}
+
+/// The last process found to be a postgres binary: (pid, start time in clock ticks).
+static VERIFIED: std::sync::Mutex<Option<(i32, u64)>> = std::sync::Mutex::new(None);
+
+/// A /proc file in one read: `read_to_string` grows its buffer from 32 bytes, and the kernel
+/// renders the whole file again for every read call.
+fn read_proc(path: &str) -> Option<String> {
+    read_proc_bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn read_proc_bytes(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 4096];
+    let mut file = fs::File::open(path).ok()?;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(len);
+    Some(buf)
+}
+
+fn start_ticks(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// `kill(pid, 0)` succeeds and the process is not a zombie. EPERM counts as dead: a postmaster we
@@ -84,29 +131,39 @@ pub fn is_process_alive(pid: i32) -> bool {
     }
 }
 
-/// Start time of a process in seconds since the epoch, from /proc (Linux only).
-fn process_start_time(pid: i32) -> Option<i64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// Start time in seconds since the epoch, from the text of `/proc/<pid>/stat` (Linux only).
+fn start_time_from_stat(stat: &str) -> Option<i64> {
     // Fields after the parenthesised command name start with field 3 (state); starttime is field 22.
-    let ticks: i64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
-    let boot: i64 = fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let ticks = start_ticks(stat)?;
+    let (boot, hz) = boot_time_and_hz()?;
     // f64 keeps this portable across c_long widths; second precision is all we need.
-    (hz > 0).then(|| boot + (ticks as f64 / hz as f64) as i64)
+    Some(boot + (ticks as f64 / hz as f64) as i64)
+}
+
+/// The boot time (`btime` of /proc/stat) and clock ticks per second: fixed for the life of the
+/// process, so read once.
+fn boot_time_and_hz() -> Option<(i64, i64)> {
+    static CACHED: std::sync::OnceLock<Option<(i64, i64)>> = std::sync::OnceLock::new();
+    *CACHED.get_or_init(|| {
+        let boot: i64 = fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+        (hz > 0).then_some((boot, hz))
+    })
 }
 
 /// A postmaster that exited but whose parent has not reaped it (the daemon may be PID 1 in a
 /// container) still answers `kill(pid, 0)`; /proc tells the truth.
 fn is_zombie(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
+    read_proc(&format!("/proc/{pid}/stat")).is_some_and(|stat| stat_says_zombie(&stat))
+}
+
+fn stat_says_zombie(stat: &str) -> bool {
     // The command name is in parentheses and may contain spaces; the state follows the last ')'.
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next())
@@ -116,7 +173,7 @@ fn is_zombie(pid: i32) -> bool {
 /// The program (argv[0]) is `postgres` or `postmaster`. Without /proc (not Linux) we cannot tell and
 /// trust the pid.
 fn looks_like_postgres(pid: i32) -> bool {
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Some(cmdline) = read_proc_bytes(&format!("/proc/{pid}/cmdline")) else {
         return true;
     };
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
@@ -126,6 +183,10 @@ fn looks_like_postgres(pid: i32) -> bool {
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
+    // The usual case, checked every cycle: the postmaster was started with our exact path.
+    if a == b {
+        return true;
+    }
     match (fs::canonicalize(a), fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
@@ -176,7 +237,8 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        let started = process_start_time(std::process::id() as i32).expect("/proc is readable");
+        let stat = fs::read_to_string(format!("/proc/{}/stat", std::process::id())).expect("/proc is readable");
+        let started = start_time_from_stat(&stat).expect("a start time");
         assert!(
             started <= now + 1 && now - started < 3600,
             "started {started}, now {now}"

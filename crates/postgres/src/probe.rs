@@ -149,15 +149,17 @@ impl Prober {
 
     async fn observe(&mut self) -> Probe {
         let data_dir = self.pg.data_dir.clone();
-        match fsutil::is_absent_or_empty(&data_dir) {
-            Ok(true) => {
-                self.conn = None;
-                return Probe::bare(PgState::NoData);
-            }
-            Ok(false) => {}
-            Err(e) => return invalid(format!("cannot read data directory {}: {e}", data_dir.display())),
-        }
+        // pg_control first: one stat on every cycle of a node with data, where listing the
+        // directory is only needed to tell an empty one from a broken one.
         if !data_dir.join("global/pg_control").exists() {
+            match fsutil::is_absent_or_empty(&data_dir) {
+                Ok(true) => {
+                    self.conn = None;
+                    return Probe::bare(PgState::NoData);
+                }
+                Ok(false) => {}
+                Err(e) => return invalid(format!("cannot read data directory {}: {e}", data_dir.display())),
+            }
             return invalid(format!("{} holds no global/pg_control", data_dir.display()));
         }
         let Some(pf) = pidfile::running_postmaster(&data_dir) else {

@@ -471,7 +471,8 @@ impl Snapshot {
 
     fn restore(self, data: &Path, source: &str, owner: Option<crate::runner::RunAs>) -> Result<(), PgError> {
         for (name, text, mode) in &self.config {
-            fsutil::write_atomic(&data.join(name), text, *mode, owner)?;
+            // The only copy of this node's own files since pg_rewind replaced them.
+            fsutil::write_durable(&data.join(name), text, *mode, owner)?;
         }
         let log = data.join("postmaster.log");
         let mut text = self.log_tail.unwrap_or_default();

@@ -54,6 +54,12 @@ pub fn ferroni_binary(built: &Path) -> PathBuf {
         let target = dir.join("ferroni");
         fs::copy(built, &target).expect("copy ferroni binary");
         fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod ferroni binary");
+        // The daemon starts the fence from the program installed next to it, when there is one.
+        if let Some(fence) = built.parent().map(|d| d.join("ferroni-fence")).filter(|f| f.is_file()) {
+            let copy = dir.join("ferroni-fence");
+            fs::copy(&fence, &copy).expect("copy ferroni-fence binary");
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod ferroni-fence binary");
+        }
         target
     })
     .clone()
