@@ -564,6 +564,11 @@ class Bench:
         self.ferroni = os.path.join(bindir, "ferroni")
         shutil.copy2(args.ferroni, self.ferroni)
         os.chmod(self.ferroni, 0o755)
+        # the daemon runs its fence from the program next to it (else from its own binary)
+        fence = os.path.join(os.path.dirname(args.ferroni), "ferroni-fence")
+        if os.path.exists(fence):
+            shutil.copy2(fence, os.path.join(bindir, "ferroni-fence"))
+            os.chmod(os.path.join(bindir, "ferroni-fence"), 0o755)
         self.patroni = args.patroni
         self.stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.results_dir = os.path.join(ROOT, "bench", "results")

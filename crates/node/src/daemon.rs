@@ -344,10 +344,15 @@ impl Daemon {
             Err(e) => warn!("failed to stop postgres: {e}"),
         }
         let timeout = Duration::from_secs(u64::from(self.dynamic.retry_timeout).min(5));
-        let _ = tokio::time::timeout(timeout, self.dcs.release_leader()).await;
+        let released = tokio::time::timeout(timeout, self.dcs.release_leader()).await;
         let _ = tokio::time::timeout(timeout, self.dcs.shutdown()).await;
         self.fencing.shutdown();
-        info!("leader key released; exiting");
+        // Only a leader has a key to release; a replica saying so misled operators reading logs.
+        match (self.last_role, released) {
+            (Role::Primary | Role::StandbyLeader, Ok(Ok(()))) => info!("leader key released; exiting"),
+            (Role::Primary | Role::StandbyLeader, _) => warn!("could not release the leader key; exiting"),
+            _ => info!("member key removed; exiting"),
+        }
     }
 }
 
