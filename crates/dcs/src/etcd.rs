@@ -117,6 +117,8 @@ pub struct EtcdDcs {
     last_load_revision: AtomicI64,
     /// The watched copy of the cluster's keys, and the task that keeps it current.
     cache: Arc<Cache>,
+    /// Whether `load` may use the watched copy at all (see [`EtcdDcs::with_watched_copy`]).
+    cache_enabled: bool,
     cache_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// Revision of this node's last write into the cluster: the copy is used once it has seen it.
     last_write: AtomicI64,
@@ -155,6 +157,7 @@ impl EtcdDcs {
             client: Mutex::new(None),
             lease: Mutex::new(LeaseState::default()),
             last_load_revision: AtomicI64::new(0),
+            cache_enabled: false,
             cache_task: std::sync::Mutex::new(None),
             last_write: AtomicI64::new(0),
             loaded_leader_seq: std::sync::Mutex::new(None),
@@ -162,6 +165,14 @@ impl EtcdDcs {
             leading: std::sync::atomic::AtomicBool::new(false),
             member_written: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Serve `load` from a watched copy of the cluster's keys (see `etcd_cache`), for a long-lived
+    /// client that loads every cycle: the daemon. Without it every `load` is a range read, which
+    /// short-lived clients (ferronictl) and observers of other processes' writes want.
+    pub fn with_watched_copy(mut self) -> EtcdDcs {
+        self.cache_enabled = true;
+        self
     }
 
     /// Records a write this node made into the cluster's keys (its response's header revision).
@@ -173,6 +184,9 @@ impl EtcdDcs {
 
     /// Starts the task that keeps [`Cache`] current, once a client exists.
     async fn ensure_cache_task(&self) {
+        if !self.cache_enabled {
+            return;
+        }
         if self.cache_task.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             return;
         }

@@ -18,7 +18,10 @@ fn node(etcd: &Etcd, name: &str, retry_timeout: Duration) -> EtcdDcs {
         ttl: 30,
         retry_timeout,
     };
-    EtcdDcs::connect(vec![etcd.host_port()], None, identity).expect("valid config")
+    // As the daemon runs it.
+    EtcdDcs::connect(vec![etcd.host_port()], None, identity)
+        .expect("valid config")
+        .with_watched_copy()
 }
 
 async fn raw(etcd: &Etcd) -> Client {

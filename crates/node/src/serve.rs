@@ -99,7 +99,9 @@ fn connect_dcs(cfg: &Config, dynamic: &DynamicConfig) -> Result<Arc<dyn Dcs>> {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         _ => None,
     };
-    let dcs = EtcdDcs::connect(cfg.etcd3.endpoints(), user, identity).context("configure the etcd3 client")?;
+    let dcs = EtcdDcs::connect(cfg.etcd3.endpoints(), user, identity)
+        .context("configure the etcd3 client")?
+        .with_watched_copy();
     Ok(Arc::new(dcs))
 }
 

@@ -43,24 +43,45 @@ pub fn chown_postgres(path: &Path) {
     }
 }
 
-/// The ferroni binary, copied once to a place the `postgres` user can execute it from (the build
-/// tree may live under a home directory it cannot enter).
+/// The ferroni binary (and `ferroni-fence` beside it), copied to a place the `postgres` user can
+/// execute it from (the build tree may live under a home directory it cannot enter). One copy per
+/// build, shared by every test process: nextest runs each test in a process of its own, and a copy
+/// per process once filled /tmp with hundreds of 74 MB binaries.
 pub fn ferroni_binary(built: &Path) -> PathBuf {
     static COPY: OnceLock<PathBuf> = OnceLock::new();
     COPY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ferroni-bin-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("create binary dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod binary dir");
-        let target = dir.join("ferroni");
-        fs::copy(built, &target).expect("copy ferroni binary");
-        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).expect("chmod ferroni binary");
-        // The daemon starts the fence from the program installed next to it, when there is one.
-        if let Some(fence) = built.parent().map(|d| d.join("ferroni-fence")).filter(|f| f.is_file()) {
-            let copy = dir.join("ferroni-fence");
-            fs::copy(&fence, &copy).expect("copy ferroni-fence binary");
-            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod ferroni-fence binary");
+        let meta = fs::metadata(built).expect("the ferroni binary is built");
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("ferroni-bin-{}-{modified}", meta.len()));
+        if !dir.join("ferroni").exists() {
+            // Built under a name of our own, then renamed into place: another test process may be
+            // doing the same, and whichever rename comes second fails harmlessly.
+            let tmp = std::env::temp_dir().join(format!(".ferroni-bin-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp).expect("create binary dir");
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod binary dir");
+            let mut programs = vec![built.to_path_buf()];
+            // The daemon starts the fence from the program installed next to it, when there is one.
+            programs.extend(built.parent().map(|d| d.join("ferroni-fence")).filter(|f| f.is_file()));
+            for program in programs {
+                let name = if program == built {
+                    "ferroni".into()
+                } else {
+                    program.file_name().expect("a file name").to_owned()
+                };
+                let copy = tmp.join(name);
+                fs::copy(&program, &copy).expect("copy a ferroni binary");
+                fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod a ferroni binary");
+            }
+            if fs::rename(&tmp, &dir).is_err() {
+                let _ = fs::remove_dir_all(&tmp);
+            }
         }
-        target
+        dir.join("ferroni")
     })
     .clone()
 }
