@@ -553,7 +553,7 @@ class Bench:
         self.scale = args.scale if args.scale else (5 if args.quick else 70)
         self.idle_s = args.idle if args.idle else (10 if args.quick else 60)
         self.wrk_s = args.wrk_duration if args.wrk_duration else (3 if args.quick else 10)
-        self.settle_s = 3 if args.quick else 10
+        self.settle_s = args.settle if args.settle is not None else (3 if args.quick else 10)
         self.scenarios = sorted({int(s) for s in args.scenarios.split(",") if s.strip()})
         self.workdir = mkdir_pg(tempfile.mkdtemp(prefix="ferroni-cmp-", dir="/tmp"))
         os.chmod(self.workdir, 0o755)
@@ -1271,6 +1271,8 @@ def main():
     ap.add_argument("--hba-method", default="md5", choices=("md5", "scram-sha-256"),
                     help="pg_hba method of the generated host lines (default md5)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    ap.add_argument("--settle", type=int, default=None,
+                    help="seconds between a healthy cluster and the idle window (default 10; 3 with --quick)")
     ap.add_argument("--systems", default="ferroni,patroni",
                     help="daemons to run (default both; one alone is for iterating, its ratios stay empty)")
     args = ap.parse_args()
