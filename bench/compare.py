@@ -1282,6 +1282,8 @@ def main():
     SYSTEMS = tuple(x.strip() for x in args.systems.split(",") if x.strip())
     if not SYSTEMS or not set(SYSTEMS) <= {"ferroni", "patroni"}:
         sys.exit(f"compare.py: --systems takes ferroni and/or patroni, got {args.systems!r}")
+    if args.settle is not None and args.settle < 0:
+        sys.exit(f"compare.py: --settle takes seconds (0 or more), got {args.settle}")
     if os.geteuid() != 0:
         sys.exit("compare.py: run as root (daemons and PostgreSQL are started as the postgres user)")
     try:

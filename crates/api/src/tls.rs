@@ -361,14 +361,22 @@ impl ClientTls {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("TLS setup: {e}")))?;
         let verifier: Arc<dyn ServerCertVerifier> = if self.insecure && self.certfile.is_none() {
-            Arc::new(AnyServerCert(provider))
+            Arc::new(FixedVerdict {
+                provider,
+                refusal: None,
+            })
         } else {
             let roots = match &self.cafile {
                 Some(path) => root_store("CA file", path)?,
                 None => system_roots(),
             };
             if roots.is_empty() {
-                Arc::new(NoTrustAnchors(provider))
+                Arc::new(FixedVerdict {
+                    provider,
+                    refusal: Some(
+                        "no trusted CA certificates: set ctl.cacert (or restapi.cafile), or use -k/--insecure",
+                    ),
+                })
             } else {
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
@@ -410,12 +418,18 @@ fn signature_schemes(provider: &CryptoProvider) -> Vec<SignatureScheme> {
     provider.signature_verification_algorithms.supported_schemes()
 }
 
-/// `insecure` without a client certificate: any server certificate is accepted. The handshake
-/// signatures are still checked, so the connection is encrypted to whoever holds that key.
+/// A verifier that does not look at the server certificate. With no `refusal` (`insecure` without
+/// a client certificate) every certificate is accepted; the handshake signatures are still checked,
+/// so the connection is encrypted to whoever holds that key. With a `refusal` (no CA configured and
+/// none in the system trust store) every certificate is refused with that message, which says what
+/// to configure; plain-HTTP members still work.
 #[derive(Debug)]
-struct AnyServerCert(Arc<CryptoProvider>);
+struct FixedVerdict {
+    provider: Arc<CryptoProvider>,
+    refusal: Option<&'static str>,
+}
 
-impl ServerCertVerifier for AnyServerCert {
+impl ServerCertVerifier for FixedVerdict {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -424,7 +438,10 @@ impl ServerCertVerifier for AnyServerCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match self.refusal {
+            None => Ok(ServerCertVerified::assertion()),
+            Some(why) => Err(rustls::Error::General(why.into())),
+        }
     }
 
     fn verify_tls12_signature(
@@ -433,7 +450,7 @@ impl ServerCertVerifier for AnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -442,11 +459,11 @@ impl ServerCertVerifier for AnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        signature_schemes(&self.0)
+        signature_schemes(&self.provider)
     }
 }
 
@@ -495,48 +512,6 @@ impl ServerCertVerifier for AnyHostName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
-    }
-}
-
-/// No CA configured and none in the system trust store: every server certificate is refused,
-/// with a message that says what to configure. (Plain-HTTP members still work.)
-#[derive(Debug)]
-struct NoTrustAnchors(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoTrustAnchors {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::General(
-            "no trusted CA certificates: set ctl.cacert (or restapi.cafile), or use -k/--insecure".into(),
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        signature_schemes(&self.0)
     }
 }
 

@@ -2,6 +2,8 @@
 //! with a background task playing the HA loops), and `/restart`, `/reload`, `/reinitialize`
 //! (against a fake `NodeControl`).
 
+mod common;
+
 use async_trait::async_trait;
 use ferroni_api::{ApiError, ApiState, NodeControl, NodeSnapshot, PgStatus, RestartRequest, SnapshotHandle, serve};
 use ferroni_dcs::{Dcs, DcsError, MemoryDcs, MemoryStore, NodeIdentity};
@@ -262,12 +264,7 @@ impl Server {
     }
 
     async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        common::stop_server(self.stop.take().unwrap(), self.task).await;
     }
 }
 

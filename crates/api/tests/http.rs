@@ -1,6 +1,8 @@
 //! The REST API over real sockets: an in-process server on 127.0.0.1:0 backed by the in-memory DCS,
 //! driven by reqwest and by raw TCP (HAProxy's HTTP/1.0 checks without a Host header).
 
+mod common;
+
 use ferroni_api::{ApiState, NodeSnapshot, PgStatus, SnapshotHandle, Xlog, serve};
 use ferroni_dcs::{Dcs, MemoryDcs, MemoryStore, NodeIdentity};
 use ferroni_model::{HistoryLine, MemberData, Role, Status};
@@ -105,12 +107,7 @@ impl Server {
     }
 
     async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        common::stop_server(self.stop.take().unwrap(), self.task).await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! The REST API over HTTPS: an in-process [`serve_tls`] server with certificates made by rcgen,
 //! driven by reqwest on the [`ClientTls`] configurations ferronictl and the daemon use.
 
+mod common;
+
 use ferroni_api::{ApiState, ClientTls, SnapshotHandle, TlsSettings, serve_tls};
 use ferroni_dcs::{MemoryStore, NodeIdentity};
 use ferroni_model::VerifyClient;
@@ -109,12 +111,7 @@ impl Server {
     }
 
     async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        common::stop_server(self.stop.take().unwrap(), self.task).await;
     }
 }
 

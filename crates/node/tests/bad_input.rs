@@ -47,11 +47,7 @@ fn run_daemon(text: &[u8], args: &[&str], env: &[(&str, &str)]) -> (Option<i32>,
     };
     std::fs::write(&path, bytes).unwrap();
     let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
-            cmd.env_remove(key);
-        }
-    }
+    common::without_patroni_env(&mut cmd);
     cmd.envs(env.iter().copied());
     let args: Vec<String> = args
         .iter()
@@ -833,18 +829,8 @@ fn rest_api_refuses_bad_requests_and_the_node_keeps_running_with_nothing_lost() 
 fn ctl(args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(CTL);
-    cmd.args(args)
-        .env("HOME", home.path())
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("DCS_URL")
-        .env_remove("EDITOR")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
-            cmd.env_remove(key);
-        }
-    }
+    common::isolate(&mut cmd, home.path());
+    cmd.args(args).stdin(Stdio::null());
     cmd.output().expect("run ferronictl")
 }
 

@@ -7,6 +7,8 @@
 //! cascades from pg2 (tag `replicatefrom`) 3.5 MB behind (lag 4, Python rounding); pg4 has published
 //! no position yet (lag unknown).
 
+mod common;
+
 use ferroni_dcs::{Dcs, EtcdDcs, NodeIdentity};
 use ferroni_model::{ClusterView, HistoryLine, MemberData, Status};
 use ferroni_testkit::etcd::Etcd;
@@ -148,7 +150,7 @@ impl Cluster {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
         cmd.arg("-d").arg(self.dcs_url()).args(args);
-        isolate(&mut cmd, self.home.path());
+        common::isolate(&mut cmd, self.home.path());
         cmd
     }
 
@@ -167,20 +169,6 @@ impl Cluster {
     async fn config(&self) -> (Value, i64) {
         let c = self.view().await.config.expect("config key exists");
         (c.value, c.version)
-    }
-}
-
-/// Keeps the developer's own patronictl configuration and variables out of the test.
-fn isolate(cmd: &mut Command, home: &Path) {
-    cmd.env("HOME", home)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("DCS_URL")
-        .env_remove("EDITOR")
-        .env_remove("RUST_LOG");
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
-            cmd.env_remove(key);
-        }
     }
 }
 
@@ -319,13 +307,13 @@ async fn list_uninitialized_cluster_and_config_file_scope() {
     )
     .expect("write");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-    isolate(&mut cmd, c.home.path());
+    common::isolate(&mut cmd, c.home.path());
     cmd.env("PATRONICTL_CONFIG_FILE", &file).arg("list");
     let out = assert_ok(&run_with_stdin(cmd, ""));
     assert!(out.starts_with("+ Cluster: batman (7268616322854375442) "), "{out}");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-    isolate(&mut cmd, c.home.path());
+    common::isolate(&mut cmd, c.home.path());
     cmd.arg("-c").arg(c.home.path().join("missing.yml")).arg("list");
     let err = assert_exit(&run_with_stdin(cmd, ""), 2);
     assert!(err.contains("missing.yml not existing"), "{err}");
@@ -644,7 +632,7 @@ async fn version_of_cli_and_members() {
 async fn unreachable_dcs() {
     let home = tempfile::tempdir().expect("temporary HOME");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-    isolate(&mut cmd, home.path());
+    common::isolate(&mut cmd, home.path());
     cmd.args(["-d", &format!("etcd3://127.0.0.1:{}", free_port()), "list", SCOPE]);
     let started = Instant::now();
     let out = run_with_stdin(cmd, "");
@@ -658,7 +646,7 @@ async fn unreachable_dcs() {
     assert!(out.stdout.is_empty());
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-    isolate(&mut cmd, home.path());
+    common::isolate(&mut cmd, home.path());
     cmd.args(["-d", "consul://127.0.0.1:8500", "list", SCOPE]);
     let err = assert_exit(&run_with_stdin(cmd, ""), 2);
     assert!(err.contains("only etcd"), "{err}");

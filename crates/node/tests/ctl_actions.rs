@@ -51,7 +51,7 @@ impl Ctl {
 
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-        isolate(&mut cmd, self.home.path());
+        common::isolate(&mut cmd, self.home.path());
         cmd.arg("-c").arg(&self.file).args(args);
         run_limited(cmd, args)
     }
@@ -69,7 +69,7 @@ impl Ctl {
             args.join(" ")
         );
         let mut cmd = Command::new(script);
-        isolate(&mut cmd, self.home.path());
+        common::isolate(&mut cmd, self.home.path());
         cmd.args(["-q", "-e", "-c", &line, "/dev/null"]);
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -84,19 +84,6 @@ impl Ctl {
             .write_all(answers.as_bytes())
             .expect("answers written");
         Some(child.wait_with_output().expect("script finishes"))
-    }
-}
-
-/// Keeps the developer's own patronictl configuration and variables out of the test.
-fn isolate(cmd: &mut Command, home: &Path) {
-    cmd.env("HOME", home)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("DCS_URL")
-        .env_remove("RUST_LOG");
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
-            cmd.env_remove(key);
-        }
     }
 }
 

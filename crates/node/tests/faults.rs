@@ -17,8 +17,8 @@ mod common;
 use common::{TestCluster, secs};
 use ferroni_dcs::Dcs;
 use ferroni_testkit::etcd::Etcd;
-use ferroni_testkit::netns::{Forwarder, Netns, NsNode, Switch, veth_pair};
-use ferroni_testkit::node::{NodeSpec, postgres_tempdir, process_alive, tail};
+use ferroni_testkit::netns::{Forwarder, Netns, Switch, veth_pair};
+use ferroni_testkit::node::{FerroniNode, NodeSpec, postgres_tempdir, process_alive, tail};
 use ferroni_testkit::wait::wait_until;
 use ferroni_testkit::writable::{
     AckWriter, PgTarget, Sample, WritableChecker, WriteLog, accepts_writes_at, first_writable_after, split_brain,
@@ -467,7 +467,7 @@ fn restarted_daemon_kills_a_pg_basebackup_left_from_a_killed_one() {
 /// from `a` crosses a bridge in a switch namespace (10.252.0.0/24), whose port for `a` is disabled to
 /// black-hole it: `a` loses etcd and nothing else.
 struct PartitionLab {
-    nodes: Vec<NsNode>,
+    nodes: Vec<FerroniNode>,
     dirs: Vec<tempfile::TempDir>,
     _forwarder: Forwarder,
     ns_a: Netns,
@@ -514,7 +514,7 @@ impl PartitionLab {
         } else {
             (&self.ns_h, "10.251.0.3")
         };
-        let node = NsNode::start(Path::new(common::BIN), dir.path(), spec, ns, addr);
+        let node = FerroniNode::start_in_netns(Path::new(common::BIN), dir.path(), spec, ns.name(), addr);
         self.dirs.push(dir);
         self.nodes.push(node);
         self.nodes.len() - 1
@@ -566,7 +566,7 @@ fn leader_cut_off_from_etcd_by_a_black_holed_link_demotes_and_rejoins_after_the_
     lab.start("c", false);
     lab.streaming(2, secs(60));
     let ttl = u64::from(lab.nodes[a].spec.ttl);
-    let targets: Vec<PgTarget> = lab.nodes.iter().map(NsNode::target).collect();
+    let targets: Vec<PgTarget> = lab.nodes.iter().map(FerroniNode::target).collect();
     let checker = WritableChecker::start_targets(targets.clone());
     let writer = AckWriter::start(targets.clone());
     wait_until("first acknowledged writes", secs(10), || writer.acked_count() >= 10).unwrap();

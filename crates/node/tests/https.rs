@@ -159,15 +159,7 @@ impl Ctl {
 
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferronictl"));
-        cmd.env("HOME", self.home.path())
-            .env_remove("PATRONICTL_CONFIG_FILE")
-            .env_remove("DCS_URL")
-            .env_remove("RUST_LOG");
-        for (key, _) in std::env::vars_os() {
-            if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
-                cmd.env_remove(key);
-            }
-        }
+        common::isolate(&mut cmd, self.home.path());
         cmd.arg("-c")
             .arg(&self.file)
             .args(args)

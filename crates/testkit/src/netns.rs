@@ -12,18 +12,15 @@
 //! `setpriv`, `ip netns add` refused), so a test can skip with that reason instead of failing. Any
 //! later `ip` failure is an error naming the command and its stderr.
 
-use crate::node::{NodeSpec, chown_postgres, ferroni_binary, postgres_ids, tail};
-use crate::wait::wait_until;
-use crate::writable::{PgTarget, psql_at};
+use crate::node::postgres_ids;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -363,168 +360,6 @@ impl Drop for Forwarder {
         }
         for c in self.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// A ferroni daemon (and the PostgreSQL it starts) running inside a network namespace, listening on
-/// `addr` there for both PostgreSQL and the REST API. Stopped like [`crate::node::FerroniNode`] on
-/// drop: SIGTERM, SIGKILL after 10 s, then SIGQUIT to a postmaster left behind.
-pub struct NsNode {
-    pub spec: NodeSpec,
-    pub netns: String,
-    pub addr: String,
-    pub dir: PathBuf,
-    pub config_path: PathBuf,
-    pub log_path: PathBuf,
-    binary: PathBuf,
-    child: Option<Child>,
-}
-
-impl NsNode {
-    /// Writes the config into `dir` (owned by postgres) with `addr` in place of 127.0.0.1 for the
-    /// REST API and PostgreSQL (`spec.etcd` must already be reachable from `netns`), and starts the
-    /// daemon there.
-    pub fn start(built: &Path, dir: &Path, spec: NodeSpec, netns: &Netns, addr: &str) -> NsNode {
-        let config_path = dir.join("ferroni.yml");
-        let yaml = spec
-            .yaml(dir)
-            .replace(
-                &format!("127.0.0.1:{}", spec.api_port),
-                &format!("{addr}:{}", spec.api_port),
-            )
-            .replace(
-                &format!("127.0.0.1:{}", spec.pg_port),
-                &format!("{addr}:{}", spec.pg_port),
-            );
-        fs::write(&config_path, yaml).expect("write config");
-        chown_postgres(&config_path);
-        let mut node = NsNode {
-            log_path: dir.join("ferroni.log"),
-            config_path,
-            dir: dir.to_path_buf(),
-            binary: ferroni_binary(built),
-            netns: netns.name().to_string(),
-            addr: addr.to_string(),
-            spec,
-            child: None,
-        };
-        node.restart();
-        node
-    }
-
-    /// Starts the daemon again with the same config.
-    pub fn restart(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open log");
-        // `ip netns exec` and `setpriv` both exec, so the child's pid is the daemon's.
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.netns])
-            .args(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"])
-            .arg(&self.binary)
-            .arg(&self.config_path)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log"))
-            .stderr(log)
-            .env("HOME", &self.dir)
-            .env(
-                "RUST_LOG",
-                "warn,ferroni=debug,ferroni_postgres=debug,ferroni_dcs=info,ferroni_api=info",
-            )
-            .process_group(0);
-        self.child = Some(cmd.spawn().expect("start ferroni in a network namespace"));
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn target(&self) -> PgTarget {
-        PgTarget::in_netns(&self.netns, &self.addr, self.spec.pg_port)
-    }
-
-    pub fn api_url(&self, path: &str) -> String {
-        format!("http://{}:{}{}", self.addr, self.spec.api_port, path)
-    }
-
-    /// GET on the REST API, sent from inside the node's namespace.
-    pub fn api_get(&self, path: &str) -> Result<(u16, Value)> {
-        let name = self.netns.clone();
-        http_request_via("GET", &self.api_url(path), None, move |addr, timeout| {
-            in_netns(&name, move || TcpStream::connect_timeout(&addr, timeout))
-        })
-    }
-
-    /// SQL as the superuser, from inside the node's namespace.
-    pub fn psql(&self, sql: &str) -> Result<String> {
-        psql_at(&self.target(), sql, Duration::from_secs(10))
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        if let Some(pid) = self.pid() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
-        }
-    }
-
-    pub fn sigterm(&self) {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-    }
-
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let child = self.child.as_mut()?;
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return status.code();
-            }
-            if std::time::Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    pub fn postmaster_pid(&self) -> Option<i32> {
-        let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
-    }
-
-    /// Waits until `/patroni` reports the given role and state `running`.
-    pub fn wait_role(&self, role: &str, timeout: Duration) {
-        wait_until(
-            &format!("{} to run as {role}", self.spec.name),
-            timeout,
-            || matches!(self.api_get("/patroni"), Ok((_, v)) if v["role"] == role && v["state"] == "running"),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n--- log of {} ---\n{}", self.spec.name, tail(&self.log(), 60)));
-    }
-}
-
-impl Drop for NsNode {
-    fn drop(&mut self) {
-        self.sigterm();
-        if self.wait_exit(Duration::from_secs(10)).is_none() {
-            self.signal(nix::sys::signal::Signal::SIGKILL);
-            self.wait_exit(Duration::from_secs(5));
-        }
-        if let Some(pid) = self.postmaster_pid() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGQUIT);
-        }
-        if std::thread::panicking() {
-            eprintln!("--- log of {} ---\n{}", self.spec.name, tail(&self.log(), 80));
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::ports::free_port;
 use crate::wait::wait_until;
+use crate::writable::PgTarget;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::fs;
@@ -199,13 +200,32 @@ pub struct FerroniNode {
     pub log_path: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
+    /// Set for a node inside a network namespace: its name, and the address the node listens on
+    /// there (for PostgreSQL and the REST API) in place of 127.0.0.1.
+    netns: Option<(String, String)>,
 }
 
 impl FerroniNode {
     /// Writes the config into `dir` (a directory the postgres user owns) and starts the daemon.
     pub fn start(binary: &Path, dir: &Path, spec: NodeSpec) -> FerroniNode {
+        Self::launch(binary, dir, spec, None)
+    }
+
+    /// Like [`FerroniNode::start`], inside the network namespace `netns`, listening on `addr`
+    /// there for both PostgreSQL and the REST API (`spec.etcd` must be reachable from `netns`).
+    pub fn start_in_netns(binary: &Path, dir: &Path, spec: NodeSpec, netns: &str, addr: &str) -> FerroniNode {
+        Self::launch(binary, dir, spec, Some((netns.to_string(), addr.to_string())))
+    }
+
+    fn launch(binary: &Path, dir: &Path, spec: NodeSpec, netns: Option<(String, String)>) -> FerroniNode {
         let config_path = dir.join("ferroni.yml");
-        fs::write(&config_path, spec.yaml(dir)).expect("write config");
+        let mut yaml = spec.yaml(dir);
+        if let Some((_, addr)) = &netns {
+            for port in [spec.api_port, spec.pg_port] {
+                yaml = yaml.replace(&format!("127.0.0.1:{port}"), &format!("{addr}:{port}"));
+            }
+        }
+        fs::write(&config_path, yaml).expect("write config");
         chown_postgres(&config_path);
         let mut node = FerroniNode {
             log_path: dir.join("ferroni.log"),
@@ -214,6 +234,7 @@ impl FerroniNode {
             binary: ferroni_binary(binary),
             spec,
             child: None,
+            netns,
         };
         node.restart();
         node
@@ -226,7 +247,18 @@ impl FerroniNode {
             .append(true)
             .open(&self.log_path)
             .expect("open log");
-        let mut cmd = Command::new(&self.binary);
+        // `ip netns exec` and `setpriv` both exec, so the child's pid is the daemon's.
+        let mut cmd = match &self.netns {
+            Some((name, _)) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", name])
+                    .args(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"])
+                    .arg(&self.binary)
+                    .env("HOME", &self.dir);
+                cmd
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg(&self.config_path)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -237,7 +269,7 @@ impl FerroniNode {
                 "warn,ferroni=debug,ferroni_postgres=debug,ferroni_dcs=info,ferroni_api=info",
             )
             .process_group(0);
-        if let Some((uid, gid)) = postgres_ids() {
+        if let (None, Some((uid, gid))) = (&self.netns, postgres_ids()) {
             cmd.uid(uid).gid(gid).env("HOME", &self.dir);
         }
         self.child = Some(cmd.spawn().expect("start ferroni"));
@@ -247,13 +279,31 @@ impl FerroniNode {
         self.child.as_ref().map(Child::id)
     }
 
-    pub fn api_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.spec.api_port, path)
+    /// Where PostgreSQL listens, as seen from the node's own network namespace.
+    pub fn target(&self) -> PgTarget {
+        match &self.netns {
+            Some((name, addr)) => PgTarget::in_netns(name, addr, self.spec.pg_port),
+            None => PgTarget::local(self.spec.pg_port),
+        }
     }
 
-    /// GET on the REST API: status code and JSON body (Null when there is none).
+    pub fn api_url(&self, path: &str) -> String {
+        let host = self.netns.as_ref().map_or("127.0.0.1", |(_, addr)| addr.as_str());
+        format!("http://{host}:{}{}", self.spec.api_port, path)
+    }
+
+    /// GET on the REST API (sent from inside the node's namespace, if it has one): status code and
+    /// JSON body (Null when there is none).
     pub fn api_get(&self, path: &str) -> Result<(u16, Value)> {
-        http_request("GET", &self.api_url(path), None)
+        match &self.netns {
+            Some((name, _)) => {
+                let name = name.clone();
+                crate::netns::http_request_via("GET", &self.api_url(path), None, move |addr, timeout| {
+                    crate::netns::in_netns(&name, move || std::net::TcpStream::connect_timeout(&addr, timeout))
+                })
+            }
+            None => http_request("GET", &self.api_url(path), None),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -304,7 +354,10 @@ impl FerroniNode {
 
     /// Runs SQL through psql over TCP as the superuser; returns unaligned tuples-only output.
     pub fn psql(&self, sql: &str) -> Result<String> {
-        psql(self.spec.pg_port, sql)
+        match &self.netns {
+            Some(_) => crate::writable::psql_at(&self.target(), sql, Duration::from_secs(10)),
+            None => psql(self.spec.pg_port, sql),
+        }
     }
 
     /// Waits until `/patroni` reports the given role and state `running`.
@@ -323,6 +376,7 @@ impl Drop for FerroniNode {
         self.sigterm();
         if self.wait_exit(Duration::from_secs(10)).is_none() {
             self.signal(nix::sys::signal::Signal::SIGKILL);
+            self.wait_exit(Duration::from_secs(5));
         }
         // A daemon killed with SIGKILL leaves its Postgres running: stop it too.
         if let Some(pid) = self.postmaster_pid() {

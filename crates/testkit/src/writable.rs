@@ -29,32 +29,7 @@ pub struct WritableChecker {
 impl WritableChecker {
     /// Starts polling the PostgreSQL servers on `ports` (127.0.0.1, superuser from the test config).
     pub fn start(ports: Vec<u16>) -> WritableChecker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let started = Instant::now();
-        let thread = {
-            let (stop, samples) = (stop.clone(), samples.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let round = Instant::now();
-                    for &port in &ports {
-                        let writable = accepts_writes(port);
-                        samples.lock().unwrap().push(Sample {
-                            at: started.elapsed(),
-                            port,
-                            writable,
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(100).saturating_sub(round.elapsed()));
-                }
-            })
-        };
-        WritableChecker {
-            stop,
-            samples,
-            started,
-            thread: Some(thread),
-        }
+        Self::start_targets(ports.into_iter().map(PgTarget::local).collect())
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -101,32 +76,10 @@ pub fn first_writable_after(samples: &[Sample], after: Duration) -> Option<Durat
     samples.iter().find(|s| s.at >= after && s.writable).map(|s| s.at)
 }
 
-/// Whether the server on `port` accepts a write right now (a real INSERT, not just a role check).
+/// Whether the server on `port` (127.0.0.1) accepts a write right now (a real INSERT, not just a
+/// role check).
 pub fn accepts_writes(port: u16) -> bool {
-    Command::new("/usr/lib/postgresql/15/bin/psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ])
-        .args([
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "CREATE TABLE IF NOT EXISTS ferroni_probe (at timestamptz); INSERT INTO ferroni_probe VALUES (now())",
-        ])
-        .env("PGPASSWORD", crate::node::SUPERUSER_PASSWORD)
-        .env("PGCONNECT_TIMEOUT", "1")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    accepts_writes_at(&PgTarget::local(port))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,3 +83,22 @@ pub fn load(endpoint: &str, scope: &str) -> ClusterView {
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+/// Keeps the developer's own patronictl configuration and variables out of a `ferronictl` run.
+pub fn isolate(cmd: &mut std::process::Command, home: &Path) {
+    cmd.env("HOME", home)
+        .env_remove("PATRONICTL_CONFIG_FILE")
+        .env_remove("DCS_URL")
+        .env_remove("EDITOR")
+        .env_remove("RUST_LOG");
+    without_patroni_env(cmd);
+}
+
+/// Removes every `PATRONI_*` variable of the test's own environment from `cmd`'s.
+pub fn without_patroni_env(cmd: &mut std::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("PATRONI_")) {
+            cmd.env_remove(key);
+        }
+    }
+}
