@@ -12,7 +12,7 @@
 //! `setpriv`, `ip netns add` refused), so a test can skip with that reason instead of failing. Any
 //! later `ip` failure is an error naming the command and its stderr.
 
-use crate::node::postgres_ids;
+use crate::node::{http_request_via, postgres_ids};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::fs;
@@ -362,39 +362,4 @@ impl Drop for Forwarder {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
-}
-
-/// A minimal HTTP/1.1 request like [`crate::node::http_request`], over a connection made by
-/// `connect` (e.g. from inside a namespace). The answer is the status and the body as JSON, or as a
-/// JSON string when it is not JSON.
-pub fn http_request_via(
-    method: &str,
-    url: &str,
-    body: Option<&str>,
-    connect: impl FnOnce(SocketAddr, Duration) -> std::io::Result<TcpStream>,
-) -> Result<(u16, Value)> {
-    let rest = url.strip_prefix("http://").context("only http:// URLs")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let addr: SocketAddr = host.parse().context("host:port")?;
-    let mut stream = connect(addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let code: u16 = text.split_whitespace().nth(1).context("status line")?.parse()?;
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        bail!("chunked answers are not supported here");
-    }
-    let value = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.trim().to_string()));
-    Ok((code, value))
 }

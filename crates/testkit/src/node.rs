@@ -298,7 +298,7 @@ impl FerroniNode {
         match &self.netns {
             Some((name, _)) => {
                 let name = name.clone();
-                crate::netns::http_request_via("GET", &self.api_url(path), None, move |addr, timeout| {
+                http_request_via("GET", &self.api_url(path), None, move |addr, timeout| {
                     crate::netns::in_netns(&name, move || std::net::TcpStream::connect_timeout(&addr, timeout))
                 })
             }
@@ -422,6 +422,18 @@ pub fn psql(port: u16, sql: &str) -> Result<String> {
 /// A minimal blocking HTTP/1.1 client, so tests need no runtime: method, URL, optional JSON body.
 /// The answer is its status and its body as JSON, or as a JSON string when it is plain text.
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value)> {
+    http_request_via(method, url, body, |addr, timeout| {
+        std::net::TcpStream::connect_timeout(&addr, timeout)
+    })
+}
+
+/// [`http_request`] over a connection made by `connect` (e.g. from inside a network namespace).
+pub fn http_request_via(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    connect: impl FnOnce(std::net::SocketAddr, Duration) -> std::io::Result<std::net::TcpStream>,
+) -> Result<(u16, Value)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("only http:// URLs")?;
     let (host, path) = rest
@@ -429,7 +441,7 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16,
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let addr: std::net::SocketAddr = host.parse().context("host:port")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    let mut stream = connect(addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
     write!(
