@@ -93,6 +93,7 @@ impl Daemon {
     /// Runs cycles until `shutdown` resolves, then stops Postgres and leaves the cluster.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let timer = crate::loop_timer::LoopTimer::new();
         loop {
             if let CycleEnd::Fatal(msg) = self.cycle().await {
                 error!("{msg}");
@@ -102,7 +103,7 @@ impl Daemon {
             let follower = self.last_role != Role::Primary;
             let dcs = self.dcs.clone();
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = timer.sleep(wait) => {}
                 _ = self.wake.notified() => {}
                 // Replicas wake on a leader change so an election starts at once, not after loop_wait.
                 _ = dcs.watch_leader(wait), if follower => {}

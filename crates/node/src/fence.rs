@@ -114,24 +114,37 @@ enum HeartbeatState {
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
     path: PathBuf,
+    /// The deadline this value last wrote: an armed fence only wakes for a rename (see
+    /// `fence_wait.rs`), so a deadline earlier than the last one is renamed into place.
+    last: std::cell::Cell<Option<Deadline>>,
 }
 
 impl Heartbeat {
     /// `path` should not be inside the data directory: pg_basebackup and pg_rewind would copy it
     /// to another node. A sibling such as `<data_dir>.fence` works.
     pub fn new(path: impl Into<PathBuf>) -> Heartbeat {
-        Heartbeat { path: path.into() }
+        Heartbeat {
+            path: path.into(),
+            last: std::cell::Cell::new(None),
+        }
     }
 
     /// Publishes `deadline`, once per loop on a primary. Overwritten in place at a fixed width:
     /// replacing the file by a rename made ext4 write the new file back at once (its
     /// replace-via-rename heuristic), the largest part of an idle primary's CPU. The deadline is
     /// written twice so that a read torn by a concurrent write is told apart (see [`read_state`]).
-    /// No fsync: after a crash of the machine the boot id differs anyway.
+    /// A deadline earlier than the last one (a shorter ttl) is renamed into place instead: an
+    /// armed fence does not wake for in-place writes. No fsync: after a crash of the machine the
+    /// boot id differs anyway.
     pub fn arm(&self, deadline: Deadline) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let ms = deadline.0.as_millis();
         let text = format!("{ms:020} {ms:020} {}\n", boot_id());
+        let earlier = self.last.get().is_some_and(|last| deadline < last);
+        self.last.set(Some(deadline));
+        if earlier {
+            return self.write(&text);
+        }
         let file = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -147,6 +160,7 @@ impl Heartbeat {
 
     /// Nothing to fence (replica, Postgres stopped by the daemon, paused cluster). Idempotent.
     pub fn disarm(&self) -> io::Result<()> {
+        self.last.set(None);
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -565,15 +579,21 @@ mod tests {
             text.starts_with("00000000000123456789 00000000000123456789 "),
             "{text:?}"
         );
+        use std::os::unix::fs::MetadataExt;
+        let inode = || fs::metadata(&path).unwrap().ino();
+        let first = inode();
+        hb.arm(Deadline(Duration::from_millis(123_456_999))).unwrap();
+        assert_eq!(inode(), first, "a later deadline is written in place");
         hb.arm(Deadline(Duration::from_millis(5))).unwrap();
         assert_eq!(
             read_state(&path),
             HeartbeatState::Armed(Deadline(Duration::from_millis(5)))
         );
-        assert_eq!(
-            fs::read_to_string(&path).unwrap().len(),
-            text.len(),
-            "fixed width, rewritten in place"
+        assert_eq!(fs::read_to_string(&path).unwrap().len(), text.len(), "fixed width");
+        assert_ne!(
+            inode(),
+            first,
+            "an earlier deadline is renamed into place, which wakes an armed fence"
         );
         assert!(!dir.path().join("hb.tmp").exists(), "temporary file renamed away");
         hb.stop_fence().unwrap();

@@ -3,6 +3,11 @@
 //! suspended counts) or the daemon exits (a pidfd). A replica's fence then costs no CPU at all; the
 //! 100 ms poll it replaces cost more CPU than the daemon itself. Each facility that cannot be set
 //! up (old kernel, inotify limits) falls back to a timeout, never to not noticing.
+//!
+//! While a deadline is armed the fence does not wake for in-place writes (the daemon's heartbeat
+//! every cycle, which only moves the deadline later): the timer wakes it at the old deadline and
+//! it reads the new one then. Renames and deletions still wake it at once; the daemon renames
+//! when it moves a deadline earlier.
 
 use super::Deadline;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -20,6 +25,9 @@ const DAEMON_POLL: Duration = Duration::from_secs(1);
 
 pub struct Sleeper {
     inotify: Option<Inotify>,
+    dir: std::path::PathBuf,
+    /// Whether in-place writes wake the fence (only while nothing is armed).
+    watching_writes: bool,
     timer: Option<TimerFd>,
     daemon: Option<OwnedFd>,
     daemon_exited: bool,
@@ -33,15 +41,8 @@ impl Sleeper {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        // Renames (the daemon's atomic writes), plain writes, deletions and the directory going away.
-        let events = AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_MOVED_FROM
-            | AddWatchFlags::IN_DELETE
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .and_then(|i| i.add_watch(dir, events).map(|_| i))
+            .and_then(|i| i.add_watch(dir, watch_mask(true)).map(|_| i))
             .map_err(|e| missing.push(format!("inotify on {} ({e}): polling every 100 ms", dir.display())))
             .ok();
         let timer = TimerFd::new(
@@ -55,6 +56,8 @@ impl Sleeper {
             .ok();
         let sleeper = Sleeper {
             inotify,
+            dir: dir.to_path_buf(),
+            watching_writes: true,
             timer,
             daemon,
             daemon_exited: false,
@@ -65,6 +68,20 @@ impl Sleeper {
     /// Sleeps until the heartbeat may have changed, `deadline` (when armed) has passed, or the
     /// daemon has exited. Spurious returns are fine: the caller looks again and sleeps again.
     pub fn wait(&mut self, deadline: Option<Deadline>) {
+        let want_writes = deadline.is_none() || self.timer.is_none();
+        if want_writes != self.watching_writes
+            && let Some(i) = &self.inotify
+        {
+            // Replaces the directory's watch mask. A write that came between the caller's look and
+            // a widened mask was not reported: return so that the caller looks again.
+            let changed = i.add_watch(self.dir.as_path(), watch_mask(want_writes)).is_ok();
+            if changed {
+                self.watching_writes = want_writes;
+                if want_writes {
+                    return;
+                }
+            }
+        }
         let timed = match (&self.timer, deadline) {
             (Some(t), Some(d)) => {
                 // One millisecond past it, so that the deadline is exceeded when the caller looks.
@@ -125,6 +142,21 @@ impl Sleeper {
     }
 }
 
+/// Renames (exit, a deadline moved earlier), deletions (disarm) and the directory going away;
+/// in-place writes too when `writes`.
+fn watch_mask(writes: bool) -> AddWatchFlags {
+    let always = AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF;
+    if writes {
+        always | AddWatchFlags::IN_CLOSE_WRITE
+    } else {
+        always
+    }
+}
+
 fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
@@ -169,6 +201,78 @@ mod tests {
             s.wait(Some(deadline));
         }
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_armed_wait_sleeps_through_in_place_writes_but_not_renames_or_deletions() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hb = dir.path().join("hb");
+        std::fs::write(&hb, "x").unwrap();
+        let (mut s, missing) = Sleeper::new(&hb, std::process::id() as i32);
+        assert!(missing.is_empty(), "{missing:?}");
+        let far = Deadline(boottime() + Duration::from_secs(30));
+        let in_background = |f: Box<dyn FnOnce() + Send>| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                f();
+                std::thread::sleep(Duration::from_millis(250));
+            })
+        };
+        let rewrite = {
+            let hb = hb.clone();
+            move || {
+                let f = std::fs::OpenOptions::new().write(true).open(&hb).unwrap();
+                f.write_all_at(b"y", 0).unwrap();
+            }
+        };
+        let rename = {
+            let (hb, tmp) = (hb.clone(), dir.path().join("hb.tmp"));
+            move || {
+                std::fs::write(&tmp, "z").unwrap();
+                std::fs::rename(&tmp, &hb).unwrap();
+            }
+        };
+        let writer = in_background(Box::new(move || {
+            rewrite();
+            std::thread::sleep(Duration::from_millis(250));
+            rename();
+        }));
+        let t = Instant::now();
+        s.wait(Some(far));
+        let woke = t.elapsed();
+        writer.join().unwrap();
+        assert!(
+            woke >= Duration::from_millis(350) && woke < Duration::from_secs(5),
+            "{woke:?}"
+        );
+
+        let remover = {
+            let hb = hb.clone();
+            in_background(Box::new(move || std::fs::remove_file(&hb).unwrap()))
+        };
+        let t = Instant::now();
+        s.wait(Some(far));
+        let woke = t.elapsed();
+        remover.join().unwrap();
+        assert!(
+            woke >= Duration::from_millis(100) && woke < Duration::from_secs(5),
+            "{woke:?}"
+        );
+        // Disarmed again: plain writes wake it (the first call only widens the mask).
+        s.wait(None);
+        let writer = {
+            let hb = hb.clone();
+            in_background(Box::new(move || std::fs::write(&hb, "w").unwrap()))
+        };
+        let t = Instant::now();
+        s.wait(None);
+        let woke = t.elapsed();
+        writer.join().unwrap();
+        assert!(
+            woke >= Duration::from_millis(100) && woke < Duration::from_secs(5),
+            "{woke:?}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod fencing;
 mod history;
 mod logging;
 mod long_action;
+mod loop_timer;
 mod member;
 mod metrics;
 mod peers;
@@ -88,10 +89,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve::run(loaded.config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // A spawned task, not the future block_on polls: waking that future goes through the
+    // runtime's eventfd (a write and an extra epoll_wait), waking a task from its own thread does not.
+    let result = runtime.block_on(async { tokio::spawn(serve::run(loaded.config)).await });
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            tracing::error!("the daemon task failed: {e}");
             ExitCode::from(1)
         }
     }

@@ -14,6 +14,7 @@
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +53,9 @@ impl PidFile {
 
     /// The file as written, or `None` when absent or garbled.
     pub fn read(data_dir: &Path) -> Option<PidFile> {
-        PidFile::parse(&fs::read_to_string(PidFile::path(data_dir)).ok()?)
+        // Read every cycle: one read call into a page, not read_to_string's stat and growing buffer.
+        let bytes = read_file_bytes(&PidFile::path(data_dir))?;
+        PidFile::parse(std::str::from_utf8(&bytes).ok()?)
     }
 }
 
@@ -65,40 +68,87 @@ pub fn running_postmaster(data_dir: &Path) -> Option<PidFile> {
 /// The pid file's process exists, is not a zombie, runs a postgres binary and was started when the
 /// file says (within 3 s, as Patroni checks): a reused pid fails at least one of these.
 pub fn is_live_postmaster(file: &PidFile) -> bool {
+    let mut verified = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    // Checked every cycle: a pidfd pins the process it was opened for, so while it has not become
+    // readable (the process exited) the pid is still the postgres process checked before.
+    if let Some(v) = verified.as_ref()
+        && v.pid == file.pid
+        && v.pidfd.as_ref().is_some_and(pidfd_still_running)
+    {
+        return started_as_recorded(file.start_time, v.start_time);
+    }
     if kill(Pid::from_raw(file.pid), None).is_err() {
         return false;
     }
-    // One read of /proc/<pid>/stat serves the zombie check and the start time (every cycle).
+    // One read of /proc/<pid>/stat serves the zombie check and the start time.
     let stat = read_proc(&format!("/proc/{}/stat", file.pid));
     if stat.as_deref().is_some_and(stat_says_zombie) {
         return false;
     }
     // A process is its pid and start time: once its program was checked, it need not be again.
-    let identity = stat.as_deref().and_then(start_ticks).map(|t| (file.pid, t));
-    let known = identity.is_some() && *VERIFIED.lock().unwrap_or_else(|p| p.into_inner()) == identity;
+    let ticks = stat.as_deref().and_then(start_ticks);
+    let known = ticks.is_some() && verified.as_ref().map(|v| (v.pid, v.start_ticks)) == Some((file.pid, ticks));
     if !known && !looks_like_postgres(file.pid) {
         return false;
     }
-    let live = match (file.start_time, stat.as_deref().and_then(start_time_from_stat)) {
-        (Some(recorded), Some(actual)) => (recorded - actual).abs() <= 3,
-        _ => true,
-    };
-    if live && !known {
-        *VERIFIED.lock().unwrap_or_else(|p| p.into_inner()) = identity;
+    let start_time = stat.as_deref().and_then(start_time_from_stat);
+    let live = started_as_recorded(file.start_time, start_time);
+    if live && !known && ticks.is_some() {
+        *verified = Some(Verified {
+            pid: file.pid,
+            start_ticks: ticks,
+            start_time,
+            pidfd: pidfd_open(file.pid),
+        });
     }
     live
 }
 
-/// The last process found to be a postgres binary: (pid, start time in clock ticks).
-static VERIFIED: std::sync::Mutex<Option<(i32, u64)>> = std::sync::Mutex::new(None);
+fn started_as_recorded(recorded: Option<i64>, actual: Option<i64>) -> bool {
+    match (recorded, actual) {
+        (Some(recorded), Some(actual)) => (recorded - actual).abs() <= 3,
+        _ => true,
+    }
+}
+
+/// The last process found to be a postgres binary.
+struct Verified {
+    pid: i32,
+    start_ticks: Option<u64>,
+    /// Seconds since the epoch, from /proc.
+    start_time: Option<i64>,
+    /// `None` on kernels before 5.3: every check then goes through /proc.
+    pidfd: Option<OwnedFd>,
+}
+
+static VERIFIED: std::sync::Mutex<Option<Verified>> = std::sync::Mutex::new(None);
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a descriptor this process now owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A pidfd becomes readable when its process exits (zombies included).
+fn pidfd_still_running(fd: &OwnedFd) -> bool {
+    let mut pfd = nix::libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: nix::libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { nix::libc::poll(&mut pfd, 1, 0) };
+    n == 0
+}
 
 /// A /proc file in one read: `read_to_string` grows its buffer from 32 bytes, and the kernel
 /// renders the whole file again for every read call.
 fn read_proc(path: &str) -> Option<String> {
-    read_proc_bytes(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    read_file_bytes(Path::new(path)).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn read_proc_bytes(path: &str) -> Option<Vec<u8>> {
+fn read_file_bytes(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut buf = vec![0u8; 4096];
     let mut file = fs::File::open(path).ok()?;
@@ -173,7 +223,7 @@ fn stat_says_zombie(stat: &str) -> bool {
 /// The program (argv[0]) is `postgres` or `postmaster`. Without /proc (not Linux) we cannot tell and
 /// trust the pid.
 fn looks_like_postgres(pid: i32) -> bool {
-    let Some(cmdline) = read_proc_bytes(&format!("/proc/{pid}/cmdline")) else {
+    let Some(cmdline) = read_file_bytes(Path::new(&format!("/proc/{pid}/cmdline"))) else {
         return true;
     };
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
@@ -229,6 +279,45 @@ mod tests {
         let file = PidFile::parse(&format!("{me}\n/d\n")).unwrap();
         assert!(!is_live_postmaster(&file), "the test binary is not a postmaster");
         assert!(!is_process_alive(i32::MAX - 1));
+    }
+
+    #[test]
+    fn a_verified_postmaster_that_exits_is_dead_at_once_even_as_a_zombie() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg0("postgres")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // Until it has exec'd, the child is a copy of this test binary.
+        for _ in 0..200 {
+            if looks_like_postgres(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let started = start_time_from_stat(&stat).unwrap();
+        let file = PidFile::parse(&format!("{pid}\n/d\n{started}\n")).unwrap();
+        assert!(is_live_postmaster(&file), "first check, through /proc");
+        assert!(is_live_postmaster(&file), "second check, through the pidfd");
+        let wrong_start = PidFile::parse(&format!("{pid}\n/d\n{}\n", started - 100)).unwrap();
+        assert!(
+            !is_live_postmaster(&wrong_start),
+            "a file from another start of the same pid"
+        );
+        child.kill().unwrap();
+        // Not reaped yet: a zombie, which kill(pid, 0) still finds.
+        for _ in 0..100 {
+            if fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| stat_says_zombie(&s)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!is_live_postmaster(&file), "a zombie is not a live postmaster");
+        child.wait().unwrap();
+        assert!(!is_live_postmaster(&file), "reaped");
     }
 
     #[test]
