@@ -524,6 +524,32 @@ def proc_cpu(pid):
     return comm, int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
+def thread_runtimes(pid):
+    """{tid: nanoseconds on CPU} of the process's live threads (/proc/<pid>/task/*/schedstat), or
+    None when unreadable. Exact, where utime+stime comes in 10 ms ticks: too coarse for a 60 s
+    window of a daemon that uses a few ticks in it."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    return out
+
+
+def own_cpu_seconds(before_ticks, now_ticks, threads_before, threads_now, hz):
+    """CPU seconds of one process over the window: the exact per-thread runtimes when no thread
+    exited meanwhile (an exited thread's time survives only in the ticks), else the ticks."""
+    if threads_before is not None and threads_now is not None and set(threads_before) <= set(threads_now):
+        return sum(ns - threads_before.get(tid, 0) for tid, ns in threads_now.items()) / 1e9, "schedstat"
+    return (now_ticks - before_ticks) / hz, "ticks"
+
+
 def mem_detail(pid):
     """VmRSS split (RssAnon/RssFile) and Pss (shared pages divided among their users), in KiB."""
     out = {}
@@ -846,6 +872,7 @@ class Bench:
         leader = self.leader_of(nodes)
         roots = {n.name: n.proc.pid for n in nodes}
         start = {name: {p: proc_cpu(p) for p in process_tree(pid)} for name, pid in roots.items()}
+        start_threads = {p: thread_runtimes(p) for procs in start.values() for p in procs}
         rss = {name: [] for name in roots}
         pss = {name: [] for name in roots}
         t0 = time.monotonic()
@@ -857,18 +884,23 @@ class Bench:
             time.sleep(min(5, max(0.0, self.idle_s - (time.monotonic() - t0))))
         elapsed = time.monotonic() - t0
         hz = os.sysconf("SC_CLK_TCK")
-        scale = 60.0 / elapsed / hz
+        scale = 60.0 / elapsed
         per_node = {}
         for name, pid in roots.items():
-            detail, total = {}, 0
+            detail, total = {}, 0.0
             for p in process_tree(pid):
+                threads_now = thread_runtimes(p)
                 now = proc_cpu(p)
                 if now is None:
                     continue
-                before = start[name].get(p) or (now[0], 0, 0)
-                own, reaped = now[1] - before[1], (now[2] - before[2]) if p == pid else 0
-                detail[f"{p} {now[0]}"] = {"cpu_s": own * scale, "reaped_children_cpu_s": reaped * scale,
-                                           "mem_kib": mem_detail(p)}
+                known = start[name].get(p)
+                before = known or (now[0], 0, 0)
+                # A process born in the window counts from zero, which its threads also do.
+                own, method = own_cpu_seconds(before[1], now[1], start_threads.get(p) if known else {},
+                                              threads_now, hz)
+                reaped = ((now[2] - before[2]) if p == pid else 0) / hz
+                detail[f"{p} {now[0]}"] = {"cpu_s": own * scale, "cpu_method": method,
+                                           "reaped_children_cpu_s": reaped * scale, "mem_kib": mem_detail(p)}
                 total += own + reaped
             per_node[name] = {
                 "cpu_s": total * scale,
@@ -883,7 +915,7 @@ class Bench:
             self.add(f"idle_cpu_{v['role']}", system, v["cpu_s"])
         self.events.append({"scenario": 5, "system": system, "run": run, "window_s": elapsed, "nodes": per_node})
         log(f"run {run}: {system} idle: " + ", ".join(
-            f"{k} ({v['role']}) {v['rss_mib']:.1f} MiB {v['cpu_s']:.2f} s CPU/60s [{len(v['processes'])} proc]"
+            f"{k} ({v['role']}) {v['rss_mib']:.1f} MiB {v['cpu_s']:.3f} s CPU/60s [{len(v['processes'])} proc]"
             for k, v in per_node.items()) + f" (load {loadavg()})")
 
     def wrk(self, system, run, nodes):
@@ -1146,8 +1178,10 @@ class Bench:
             "every timed start in 1 and 2 follows a `sync`; "
             "leader-key times come from an etcd watch on `/service/<scope>/leader`; RSS = VmRSS of the daemon plus "
             "its non-PostgreSQL descendants (ferroni: the daemon and `ferroni-fence`; Patroni: the python "
-            "process), mean of samples every 5 s; CPU = utime+stime of the same processes (and of children "
-            "reaped in the window), scaled to 60 s; wrk -t2 -c4 against the leader.",
+            "process), mean of samples every 5 s; CPU = on-CPU time of the same processes, summed over their "
+            "threads from `/proc/<pid>/task/*/schedstat` (nanoseconds; utime+stime in 10 ms ticks for a process "
+            "one of whose threads exited in the window), plus children reaped in the window, scaled to 60 s; "
+            "wrk -t2 -c4 against the leader.",
             "",
         ]
         for system, c in self.config_check.items():

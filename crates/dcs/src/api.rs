@@ -33,6 +33,14 @@ pub enum DcsError {
 pub trait Dcs: Send + Sync {
     fn identity(&self) -> &NodeIdentity;
 
+    /// When (CLOCK_BOOTTIME) the lease that `acquire_leader`/`update_leader` bind the leader key to
+    /// last started a successful renewal: the key lasts at least ttl from then, and a fence must
+    /// count from then, not from the call (which may reuse a recent renewal). `None` when every
+    /// such call renews the lock itself.
+    fn lease_renewed_at(&self) -> Option<Duration> {
+        None
+    }
+
     /// Reads every key of the cluster in one request.
     async fn load(&self) -> Result<ClusterView, DcsError>;
 

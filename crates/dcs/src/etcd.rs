@@ -34,10 +34,9 @@ use tonic::Code;
 /// (see [`EtcdDcs::ensure_lease`]): the member key then always has three quarters of its ttl
 /// left, and an idle replica does not renew every second. The leader's renewals are forced.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
-/// A forced renewal is skipped when one started this recently: a leader's `load` renews the lease
-/// to confirm the watched copy, and its `update_leader` a moment later need not renew it again. The
-/// fence deadline counts from `update_leader`'s start, so it may be this much late; the fence's
-/// safety margin (seconds) covers it.
+/// A forced renewal (the leader's) is skipped when one started within this, and at least within
+/// [`EtcdDcs::leader_renew_every`]: a leader's `load` renews the lease to confirm the watched copy,
+/// and its `update_leader` a moment later need not renew it again.
 const JUST_RENEWED: Duration = Duration::from_millis(250);
 /// HTTP/2 ping interval. etcd's default `--grpc-keepalive-min-time` is 5 s and it answers pings that
 /// come more often with GOAWAY "too_many_pings", so stay above it.
@@ -127,6 +126,9 @@ pub struct EtcdDcs {
     loaded_leader_seq: std::sync::Mutex<Option<u64>>,
     /// Whether this node holds the leader key, as its last acquire/update/release found.
     leading: std::sync::atomic::AtomicBool,
+    /// When the last successful renewal (or grant) of the lease started, in CLOCK_BOOTTIME
+    /// nanoseconds; 0 before the first.
+    renewed_boottime_ns: std::sync::atomic::AtomicU64,
     /// Loads served from the watched copy (for tests and metrics).
     cached_loads: std::sync::atomic::AtomicU64,
     /// Value and lease of the last member-key write, to skip identical rewrites as Patroni does.
@@ -163,6 +165,7 @@ impl EtcdDcs {
             loaded_leader_seq: std::sync::Mutex::new(None),
             cached_loads: std::sync::atomic::AtomicU64::new(0),
             leading: std::sync::atomic::AtomicBool::new(false),
+            renewed_boottime_ns: std::sync::atomic::AtomicU64::new(0),
             member_written: std::sync::Mutex::new(None),
         })
     }
@@ -330,27 +333,49 @@ impl EtcdDcs {
         }
     }
 
+    /// How often the leader renews its lease: every cycle with Patroni's defaults (loop_wait 10 s),
+    /// every other one with loop_wait 1 and retry_timeout 4. The key then always has at least three
+    /// quarters of its ttl left, the renewal confirms the watched copy within the half
+    /// retry_timeout a load trusts it for, and the fence counts from the renewal itself
+    /// ([`Dcs::lease_renewed_at`]), so fencing keeps its whole safety margin.
+    fn set_renewed_boottime(&self, at: Duration) {
+        self.renewed_boottime_ns.store(
+            u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1),
+            Ordering::SeqCst,
+        );
+    }
+
+    fn leader_renew_every(&self) -> Duration {
+        let ttl = Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst)));
+        (self.identity.retry_timeout / 2).min(ttl / 4).max(JUST_RENEWED)
+    }
+
     /// The node's lease, granted if there is none and renewed if the last renewal is older than a
-    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (when `force`, older than [`JUST_RENEWED`]).
-    /// A lease etcd has forgotten is replaced. `renewed_at` is when a renewal started: the lease
-    /// runs at least its ttl from then.
+    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (when `force`, older than
+    /// [`EtcdDcs::leader_renew_every`]). A lease etcd has forgotten is replaced. `renewed_at` is
+    /// when a renewal started: the lease runs at least its ttl from then. A renewal's answer comes
+    /// on the watch's connection, after every event sent before it: it confirms the watched copy.
     async fn ensure_lease(&self, deadline: Instant, force: bool) -> Result<i64, Fail> {
         let mut state = self.lease.lock().await;
         if let Some(id) = state.id {
             let every = (Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst))) / 4).max(KEEPALIVE_EVERY);
-            let max_age = if force { JUST_RENEWED } else { every };
+            let max_age = if force { self.leader_renew_every() } else { every };
             if state.renewed_at.is_some_and(|t| t.elapsed() < max_age) {
                 return Ok(id);
             }
             let started = Instant::now();
+            let started_boottime = boottime();
             if self.keep_alive(&mut state, id, deadline).await? {
                 state.renewed_at = Some(started);
+                self.set_renewed_boottime(started_boottime);
+                self.cache.mark_confirmed();
                 return Ok(id);
             }
             tracing::info!(lease = id, "etcd lease expired, granting a new one");
             state.forget();
         }
         let ttl = i64::from(self.ttl.load(Ordering::SeqCst));
+        let started_boottime = boottime();
         let granted = self
             .call(deadline, "lease grant", |mut c| async move {
                 c.lease_grant(ttl, None).await
@@ -361,6 +386,7 @@ impl EtcdDcs {
         }
         state.id = Some(granted.id());
         state.renewed_at = Some(Instant::now());
+        self.set_renewed_boottime(started_boottime);
         Ok(granted.id())
     }
 
@@ -562,6 +588,13 @@ impl Dcs for EtcdDcs {
         &self.identity
     }
 
+    fn lease_renewed_at(&self) -> Option<Duration> {
+        match self.renewed_boottime_ns.load(Ordering::SeqCst) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
     async fn load(&self) -> Result<ClusterView, DcsError> {
         self.ensure_cache_task().await;
         let deadline = self.deadline();
@@ -574,13 +607,11 @@ impl Dcs for EtcdDcs {
         let recent = self.cache.confirmed_within(self.identity.retry_timeout / 2);
         let confirmed = self.cache.is_ready()
             && if self.leading.load(Ordering::SeqCst) {
-                // The leader renews its lease every cycle anyway: that round trip on the same
+                // The leader renews its lease when due anyway: that round trip on the same
                 // connection confirms the copy, and `update_leader` then skips its own renewal.
-                let renewed = self.ensure_lease(confirm_by, true).await.is_ok();
-                if renewed {
-                    self.cache.mark_confirmed();
-                }
-                renewed
+                self.ensure_lease(confirm_by, true).await.is_ok()
+                    && (self.cache.confirmed_within(self.identity.retry_timeout / 2)
+                        || self.cache.confirm(confirm_by).await)
             } else {
                 recent || self.cache.confirm(confirm_by).await
             };
@@ -920,4 +951,11 @@ mod tests {
         let full = status(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded");
         assert!(matches!(classify("x", full), Fail::Failed(_)));
     }
+}
+
+/// Time since boot on CLOCK_BOOTTIME (the fence's clock: it counts suspended time).
+fn boottime() -> Duration {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
 }

@@ -312,3 +312,36 @@ async fn watched_copy_serves_loads_and_reads_its_own_writes() {
     );
     assert_eq!(b.load().await.expect("load").leader_name(), None);
 }
+
+fn boottime() -> Duration {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME");
+    Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+}
+
+/// The fence counts from the renewal a lock call relied on, not from the call: `acquire_leader`
+/// reuses a lease renewed a while ago, and the leader renews at most every half retry_timeout.
+#[tokio::test]
+async fn lock_calls_report_the_renewal_they_relied_on() {
+    let etcd = Etcd::start();
+    let a = node(&etcd, "pg0", Duration::from_secs(4));
+    assert_eq!(a.lease_renewed_at(), None);
+    a.touch_member(&member("running")).await.expect("touch");
+    let granted = a.lease_renewed_at().expect("the grant counts as a renewal");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before_acquire = boottime();
+    assert!(a.acquire_leader().await.expect("acquire"));
+    assert_eq!(a.lease_renewed_at(), Some(granted), "acquire reused the member's lease");
+    assert!(before_acquire - granted >= Duration::from_secs(1));
+    assert!(a.update_leader().await.expect("update"));
+    assert_eq!(
+        a.lease_renewed_at(),
+        Some(granted),
+        "renewed 1.2 s ago: within retry_timeout / 2"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let before_update = boottime();
+    assert!(a.update_leader().await.expect("update"));
+    let renewed = a.lease_renewed_at().expect("renewed");
+    assert!(renewed >= before_update, "due after 2 s: renewed by this call");
+    assert!(a.load().await.expect("load").leader_name() == Some("pg0"));
+}

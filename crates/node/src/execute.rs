@@ -26,7 +26,7 @@ pub struct Executor {
     timeout: Duration,
     pub outcomes: Vec<Outcome>,
     pub peers: Option<Vec<PeerStatus>>,
-    /// When (CLOCK_BOOTTIME) the DCS call that last confirmed this node's lock started.
+    /// When (CLOCK_BOOTTIME) the lease renewal behind the last confirmation of this node's lock started.
     pub lock_confirmed_at: Option<Duration>,
     /// How long a confirmation stays good: the fence's deadline (ttl minus the safety margin).
     confirmation_valid_for: Duration,
@@ -63,6 +63,14 @@ impl Executor {
         cluster.and_then(|c| c.leader_name()) == Some(me)
     }
 
+    /// When the lock a call that started at `started` confirmed runs from: the lease's last
+    /// renewal, which the call may have reused instead of renewing (never later than `started`).
+    fn lease_renewed_by(&self, started: Duration) -> Duration {
+        self.dcs
+            .lease_renewed_at()
+            .map_or(started, |renewed| renewed.min(started))
+    }
+
     pub async fn run(
         &mut self,
         actions: &[Action],
@@ -95,7 +103,7 @@ impl Executor {
                     let started = crate::fence::boottime();
                     let won = self.bounded("acquire leader lock", self.dcs.acquire_leader()).await;
                     if won == Some(true) {
-                        self.lock_confirmed_at = Some(started);
+                        self.lock_confirmed_at = Some(self.lease_renewed_by(started));
                     }
                     self.outcomes.push(if won == Some(true) {
                         Outcome::LeaderAcquired
@@ -108,7 +116,7 @@ impl Executor {
                     let started = crate::fence::boottime();
                     let outcome = match self.bounded("update leader lock", self.dcs.update_leader()).await {
                         Some(true) => {
-                            self.lock_confirmed_at = Some(started);
+                            self.lock_confirmed_at = Some(self.lease_renewed_by(started));
                             Outcome::LeaderRefreshed
                         }
                         Some(false) => Outcome::LeaderLost,
