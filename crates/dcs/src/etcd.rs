@@ -910,6 +910,13 @@ impl Dcs for EtcdDcs {
     }
 }
 
+/// Time since boot on CLOCK_BOOTTIME (the fence's clock: it counts suspended time).
+fn boottime() -> Duration {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -951,11 +958,4 @@ mod tests {
         let full = status(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded");
         assert!(matches!(classify("x", full), Fail::Failed(_)));
     }
-}
-
-/// Time since boot on CLOCK_BOOTTIME (the fence's clock: it counts suspended time).
-fn boottime() -> Duration {
-    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
-    Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
 }
