@@ -129,6 +129,8 @@ pub struct EtcdDcs {
     /// When the last successful renewal (or grant) of the lease started, in CLOCK_BOOTTIME
     /// nanoseconds; 0 before the first.
     renewed_boottime_ns: std::sync::atomic::AtomicU64,
+    /// The view decoded from the watched copy and the copy's generation it was decoded at.
+    decoded: std::sync::Mutex<Option<(u64, ClusterView)>>,
     /// Loads served from the watched copy (for tests and metrics).
     cached_loads: std::sync::atomic::AtomicU64,
     /// Value and lease of the last member-key write, to skip identical rewrites as Patroni does.
@@ -166,6 +168,7 @@ impl EtcdDcs {
             cached_loads: std::sync::atomic::AtomicU64::new(0),
             leading: std::sync::atomic::AtomicBool::new(false),
             renewed_boottime_ns: std::sync::atomic::AtomicU64::new(0),
+            decoded: std::sync::Mutex::new(None),
             member_written: std::sync::Mutex::new(None),
         })
     }
@@ -338,6 +341,14 @@ impl EtcdDcs {
     /// quarters of its ttl left, the renewal confirms the watched copy within the half
     /// retry_timeout a load trusts it for, and the fence counts from the renewal itself
     /// ([`Dcs::lease_renewed_at`]), so fencing keeps its whole safety margin.
+    /// The view last decoded from the watched copy, if the copy is still at `generation`.
+    fn decoded_view(&self, generation: u64) -> Option<ClusterView> {
+        match &*self.decoded.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((g, view)) if *g == generation => Some(view.clone()),
+            _ => None,
+        }
+    }
+
     fn set_renewed_boottime(&self, at: Duration) {
         self.renewed_boottime_ns.store(
             u64::try_from(at.as_nanos()).unwrap_or(u64::MAX).max(1),
@@ -615,7 +626,17 @@ impl Dcs for EtcdDcs {
             } else {
                 recent || self.cache.confirm(confirm_by).await
             };
-        if confirmed && let Some(snap) = self.cache.snapshot(self.last_write.load(Ordering::SeqCst)) {
+        let usable_after = self.last_write.load(Ordering::SeqCst);
+        if confirmed
+            && let Some((generation, leader_seq)) = self.cache.generation(usable_after)
+            && let Some(view) = self.decoded_view(generation)
+        {
+            // Nothing changed since the last decode (the usual idle cycle).
+            self.set_loaded_leader_seq(Some(leader_seq));
+            self.cached_loads.fetch_add(1, Ordering::Relaxed);
+            return Ok(view);
+        }
+        if confirmed && let Some(snap) = self.cache.snapshot(usable_after) {
             let raw = || {
                 snap.kvs.iter().map(|kv| RawKv {
                     key: &kv.key,
@@ -626,6 +647,7 @@ impl Dcs for EtcdDcs {
             };
             let view = codec::decode_cluster(&self.keys, raw());
             self.check_member_cache(raw());
+            *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = Some((snap.generation, view.clone()));
             self.set_loaded_leader_seq(Some(snap.leader_seq));
             self.cached_loads.fetch_add(1, Ordering::Relaxed);
             return Ok(view);

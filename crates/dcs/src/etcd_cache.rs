@@ -52,6 +52,8 @@ struct State {
     revision: i64,
     /// When etcd last answered a progress request on the watch.
     confirmed_at: Option<Instant>,
+    /// Moves whenever `kvs` may have changed: a decoded view of the same generation is still good.
+    generation: u64,
 }
 
 /// The cached keys and a counter that moves whenever the leader key changes.
@@ -70,6 +72,8 @@ pub struct Cache {
 pub struct Snapshot {
     pub kvs: Vec<CachedKv>,
     pub leader_seq: u64,
+    /// See [`Cache::generation`].
+    pub generation: u64,
 }
 
 impl Cache {
@@ -112,7 +116,19 @@ impl Cache {
         Some(Snapshot {
             kvs: state.kvs.values().cloned().collect(),
             leader_seq: *self.leader_changes.borrow(),
+            generation: state.generation,
         })
+    }
+
+    /// What [`Cache::snapshot`] would return, without the keys: (generation, leader_seq). A
+    /// snapshot of the same generation had the same keys; the counter is read under the same lock
+    /// as there, so it never runs ahead of the keys.
+    pub fn generation(&self, usable_after: i64) -> Option<(u64, u64)> {
+        let state = self.lock();
+        if !state.ready || state.revision < usable_after {
+            return None;
+        }
+        Some((state.generation, *self.leader_changes.borrow()))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -136,6 +152,7 @@ impl Cache {
         let before = state.kvs.get(&self.leader_key).cloned();
         state.kvs = kvs.iter().map(|kv| (kv.key().to_vec(), CachedKv::from(kv))).collect();
         state.revision = revision;
+        state.generation += 1;
         state.ready = false;
         if state.kvs.get(&self.leader_key) != before.as_ref() {
             self.leader_changes.send_modify(|n| *n += 1);
@@ -176,6 +193,9 @@ impl Cache {
     fn apply(&self, events: &[etcd_client::Event]) {
         let mut state = self.lock();
         let mut leader_changed = false;
+        if !events.is_empty() {
+            state.generation += 1;
+        }
         for event in events {
             let Some(kv) = event.kv() else { continue };
             leader_changed |= kv.key() == self.leader_key.as_slice();

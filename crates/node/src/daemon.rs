@@ -21,6 +21,9 @@ use tracing::{error, info, warn};
 
 /// Guarded actions re-run `decide` with their outcome; a decision never needs more than a few.
 const MAX_DECISIONS_PER_CYCLE: usize = 6;
+/// How much later than the loop timer the leader watch's own timeout falls (more than tokio's
+/// 64 ms timer slots for timeouts of up to a few seconds).
+const WATCH_SLACK: Duration = Duration::from_millis(200);
 
 pub struct Daemon {
     pub cfg: Config,
@@ -106,7 +109,9 @@ impl Daemon {
                 _ = timer.sleep(wait) => {}
                 _ = self.wake.notified() => {}
                 // Replicas wake on a leader change so an election starts at once, not after loop_wait.
-                _ = dcs.watch_leader(wait), if follower => {}
+                // Its own timeout comes later than the loop timer's, or tokio's timer wheel would wake
+                // the loop early once more (at the start of the timeout's 64 ms slot).
+                _ = dcs.watch_leader(wait + WATCH_SLACK), if follower => {}
                 _ = &mut shutdown => {
                     self.shutdown().await;
                     return Ok(());

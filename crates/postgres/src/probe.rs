@@ -149,30 +149,29 @@ impl Prober {
 
     async fn observe(&mut self) -> Probe {
         let data_dir = self.pg.data_dir.clone();
-        // pg_control first: one stat on every cycle of a node with data, where listing the
-        // directory is only needed to tell an empty one from a broken one.
+        // A running postmaster first: it is what every cycle of a healthy node finds, and then the
+        // data directory is not looked at (as Patroni only checks it while Postgres is down).
+        if let Some(pf) = pidfile::running_postmaster(&data_dir) {
+            return match self.query(&pf).await {
+                Ok(probe) => probe,
+                Err(e) => {
+                    self.conn = None;
+                    self.starting(&pf, e).await
+                }
+            };
+        }
+        self.conn = None;
+        // pg_control before listing the directory, which is only needed to tell an empty one from
+        // a broken one.
         if !data_dir.join("global/pg_control").exists() {
             match fsutil::is_absent_or_empty(&data_dir) {
-                Ok(true) => {
-                    self.conn = None;
-                    return Probe::bare(PgState::NoData);
-                }
+                Ok(true) => return Probe::bare(PgState::NoData),
                 Ok(false) => {}
                 Err(e) => return invalid(format!("cannot read data directory {}: {e}", data_dir.display())),
             }
             return invalid(format!("{} holds no global/pg_control", data_dir.display()));
         }
-        let Some(pf) = pidfile::running_postmaster(&data_dir) else {
-            self.conn = None;
-            return self.stopped().await;
-        };
-        match self.query(&pf).await {
-            Ok(probe) => probe,
-            Err(e) => {
-                self.conn = None;
-                self.starting(&pf, e).await
-            }
-        }
+        self.stopped().await
     }
 
     async fn stopped(&self) -> Probe {
