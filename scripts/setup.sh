@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing ferroni needs on Debian 12: protoc (etcd-client compiles etcd's
-# protos), etcd (tests and the demo start their own), PostgreSQL 15 (if absent), cargo-nextest.
+# Installs what building and testing ferroni needs on Debian 12: protoc and Google's protos
+# (etcd-client compiles etcd's), etcd (tests and the demo start their own), PostgreSQL 15 (if
+# absent), pgbackrest, cargo-nextest.
 # Run as root (or with sudo available). Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -9,6 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 missing=()
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# etcd's protos import Google's well-known types, which protoc finds only in libprotobuf-dev (a
+# recommendation of protobuf-compiler that --no-install-recommends leaves out).
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)

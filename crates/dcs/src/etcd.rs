@@ -336,11 +336,6 @@ impl EtcdDcs {
         }
     }
 
-    /// How often the leader renews its lease: every cycle with Patroni's defaults (loop_wait 10 s),
-    /// every other one with loop_wait 1 and retry_timeout 4. The key then always has at least three
-    /// quarters of its ttl left, the renewal confirms the watched copy within the half
-    /// retry_timeout a load trusts it for, and the fence counts from the renewal itself
-    /// ([`Dcs::lease_renewed_at`]), so fencing keeps its whole safety margin.
     /// The view last decoded from the watched copy, if the copy is still at `generation`.
     fn decoded_view(&self, generation: u64) -> Option<ClusterView> {
         match &*self.decoded.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -356,6 +351,11 @@ impl EtcdDcs {
         );
     }
 
+    /// How often the leader renews its lease: every cycle with Patroni's defaults (loop_wait 10 s),
+    /// every other one with loop_wait 1 and retry_timeout 4. The key then always has at least three
+    /// quarters of its ttl left, the renewal confirms the watched copy within the half
+    /// retry_timeout a load trusts it for, and the fence counts from the renewal itself
+    /// ([`Dcs::lease_renewed_at`]), so fencing keeps its whole safety margin.
     fn leader_renew_every(&self) -> Duration {
         let ttl = Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst)));
         (self.identity.retry_timeout / 2).min(ttl / 4).max(JUST_RENEWED)

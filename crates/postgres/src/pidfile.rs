@@ -94,11 +94,19 @@ pub fn is_live_postmaster(file: &PidFile) -> bool {
     let start_time = stat.as_deref().and_then(start_time_from_stat);
     let live = started_as_recorded(file.start_time, start_time);
     if live && !known && ticks.is_some() {
+        // The pid could have been reused between the checks above and the pidfd's opening: keep
+        // the pidfd only if /proc still shows the same start.
+        let pidfd = pidfd_open(file.pid).filter(|_| {
+            read_proc(&format!("/proc/{}/stat", file.pid))
+                .as_deref()
+                .and_then(start_ticks)
+                == ticks
+        });
         *verified = Some(Verified {
             pid: file.pid,
             start_ticks: ticks,
             start_time,
-            pidfd: pidfd_open(file.pid),
+            pidfd,
         });
     }
     live
