@@ -111,6 +111,9 @@ impl Dcs for RacyDcs {
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError> {
         self.inner.watch_leader(timeout).await
     }
+    async fn watch_roster(&self, timeout: Duration) -> Result<(), DcsError> {
+        self.inner.watch_roster(timeout).await
+    }
     async fn set_ttl(&self, ttl: u32) {
         self.inner.set_ttl(ttl).await
     }

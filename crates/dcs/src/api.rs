@@ -88,6 +88,11 @@ pub trait Dcs: Send + Sync {
     /// call returns `Err(Unavailable)` at the timeout (not early, so a loop around it cannot spin).
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError>;
 
+    /// Like [`Dcs::watch_leader`], for a member joining (its key created) or leaving (its key
+    /// deleted or expired). A member rewriting its key wakes nobody. The leader waits on this so a
+    /// new member's replication slot exists before that member's image is done.
+    async fn watch_roster(&self, timeout: Duration) -> Result<(), DcsError>;
+
     /// Changes the lease TTL. Like Patroni, the current lease is abandoned (not revoked) and the next
     /// operation grants one with the new TTL; `update_leader` then moves the leader key onto it.
     /// `identity().ttl` keeps showing the TTL the node was created with.

@@ -13,7 +13,7 @@
 
 use crate::api::{Dcs, DcsError, NodeIdentity};
 use crate::codec::{self, RawKv};
-use crate::etcd_cache::{self, Cache};
+use crate::etcd_cache::{self, Cache, Marks, joins_or_leaves};
 use crate::keys::Keys;
 use async_trait::async_trait;
 use etcd_client::{
@@ -121,9 +121,9 @@ pub struct EtcdDcs {
     cache_task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// Revision of this node's last write into the cluster: the copy is used once it has seen it.
     last_write: AtomicI64,
-    /// The cache's leader-change counter as of the last `load` served from it; `None` after a
-    /// direct read, when `watch_leader` opens a watch of its own.
-    loaded_leader_seq: std::sync::Mutex<Option<u64>>,
+    /// The cache's change counters as of the last `load` served from it; `None` after a direct
+    /// read, when `watch_leader` and `watch_roster` open a watch of their own.
+    loaded_marks: std::sync::Mutex<Option<Marks>>,
     /// Whether this node holds the leader key, as its last acquire/update/release found.
     leading: std::sync::atomic::AtomicBool,
     /// When the last successful renewal (or grant) of the lease started, in CLOCK_BOOTTIME
@@ -153,7 +153,7 @@ impl EtcdDcs {
         let keys = Keys::new(&identity.namespace, &identity.scope);
         Ok(EtcdDcs {
             options: connect_options(identity.retry_timeout, user),
-            cache: Arc::new(Cache::new(&keys.leader())),
+            cache: Arc::new(Cache::new(&keys.leader(), &keys.members_prefix())),
             keys,
             ttl: AtomicU32::new(identity.ttl),
             identity,
@@ -164,7 +164,7 @@ impl EtcdDcs {
             cache_enabled: false,
             cache_task: std::sync::Mutex::new(None),
             last_write: AtomicI64::new(0),
-            loaded_leader_seq: std::sync::Mutex::new(None),
+            loaded_marks: std::sync::Mutex::new(None),
             cached_loads: std::sync::atomic::AtomicU64::new(0),
             leading: std::sync::atomic::AtomicBool::new(false),
             renewed_boottime_ns: std::sync::atomic::AtomicU64::new(0),
@@ -211,8 +211,8 @@ impl EtcdDcs {
         }
     }
 
-    fn set_loaded_leader_seq(&self, seq: Option<u64>) {
-        *self.loaded_leader_seq.lock().unwrap_or_else(|p| p.into_inner()) = seq;
+    fn set_loaded_marks(&self, marks: Option<Marks>) {
+        *self.loaded_marks.lock().unwrap_or_else(|p| p.into_inner()) = marks;
     }
 
     pub fn keys(&self) -> &Keys {
@@ -474,10 +474,49 @@ impl EtcdDcs {
         }
     }
 
-    /// Opens a watch on the leader key from `start` (or from now) and waits for one event.
-    async fn watch_once(&self, deadline: Instant, start: &mut Option<i64>) -> Result<(), Fail> {
-        let key = self.keys.leader();
+    /// Waits for a change of `what` since the last load, or `timeout`: on the cache's watch when
+    /// the last load was served from it, else on a watch of its own, re-opened after failures.
+    async fn watch(&self, what: Watched, timeout: Duration) -> Result<(), DcsError> {
+        let deadline = Instant::now() + timeout;
+        let loaded = *self.loaded_marks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(marks) = loaded
+            && self.cache.is_ready()
+        {
+            let (mut changes, seen) = match what {
+                Watched::Leader => (self.cache.leader_changes(), marks.leader),
+                Watched::Roster => (self.cache.roster_changes(), marks.roster),
+            };
+            let changed = changes.wait_for(|seq| *seq != seen);
+            let _ = timeout_at(deadline, changed).await;
+            return Ok(());
+        }
+        let mut start = match self.last_load_revision.load(Ordering::SeqCst) {
+            0 => None,
+            rev => Some(rev + 1),
+        };
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let fail = match self.watch_once(what, deadline, &mut start).await {
+                Ok(()) => return Ok(()),
+                Err(fail) => fail,
+            };
+            if Instant::now() + backoff >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Err(fail.into());
+            }
+            tracing::debug!("re-opening the {what:?} watch after: {fail:?}");
+            sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Opens a watch on `what` from `start` (or from now) and waits for one change of it.
+    async fn watch_once(&self, what: Watched, deadline: Instant, start: &mut Option<i64>) -> Result<(), Fail> {
         let options = start.map_or_else(WatchOptions::new, |rev| WatchOptions::new().with_start_revision(rev));
+        let (key, options) = match what {
+            Watched::Leader => (self.keys.leader(), options),
+            Watched::Roster => (self.keys.members_prefix(), options.with_prefix()),
+        };
         let mut stream = self
             .call(deadline, "watch", |mut c| {
                 let (key, options) = (key.clone(), options.clone());
@@ -489,16 +528,30 @@ impl EtcdDcs {
                 Err(_) => return Ok(()),
                 Ok(message) => message.map_err(|e| classify("watch", e))?,
             };
-            if watch_says_changed(message, start)? {
+            if watch_says_changed(what, message, start)? {
                 return Ok(());
             }
         }
     }
 }
 
-/// Interprets one watch message: `Ok(true)` for an event on the key (or a compaction that may have
-/// hidden one), `Ok(false)` for the creation reply, an error for a closed or cancelled watch.
-fn watch_says_changed(message: Option<etcd_client::WatchResponse>, start: &mut Option<i64>) -> Result<bool, Fail> {
+/// What a waiting loop wakes for.
+#[derive(Debug, Clone, Copy)]
+enum Watched {
+    /// The leader key is written or deleted.
+    Leader,
+    /// A member joins or leaves.
+    Roster,
+}
+
+/// Interprets one watch message: `Ok(true)` for a change of `what` (or a compaction that may have
+/// hidden one), `Ok(false)` for the creation reply or other events, an error for a closed or
+/// cancelled watch.
+fn watch_says_changed(
+    what: Watched,
+    message: Option<etcd_client::WatchResponse>,
+    start: &mut Option<i64>,
+) -> Result<bool, Fail> {
     let Some(resp) = message else {
         return Err(Fail::Unavailable("etcd watch: stream closed".into()));
     };
@@ -515,7 +568,10 @@ fn watch_says_changed(message: Option<etcd_client::WatchResponse>, start: &mut O
             resp.cancel_reason()
         )));
     }
-    Ok(!resp.events().is_empty())
+    Ok(match what {
+        Watched::Leader => !resp.events().is_empty(),
+        Watched::Roster => resp.events().iter().any(joins_or_leaves),
+    })
 }
 
 /// Accepts `host[:port]` and `http://host[:port]` (port 2379 when omitted, as in Patroni); https needs
@@ -628,11 +684,11 @@ impl Dcs for EtcdDcs {
             };
         let usable_after = self.last_write.load(Ordering::SeqCst);
         if confirmed
-            && let Some((generation, leader_seq)) = self.cache.generation(usable_after)
+            && let Some((generation, marks)) = self.cache.generation(usable_after)
             && let Some(view) = self.decoded_view(generation)
         {
             // Nothing changed since the last decode (the usual idle cycle).
-            self.set_loaded_leader_seq(Some(leader_seq));
+            self.set_loaded_marks(Some(marks));
             self.cached_loads.fetch_add(1, Ordering::Relaxed);
             return Ok(view);
         }
@@ -648,11 +704,11 @@ impl Dcs for EtcdDcs {
             let view = codec::decode_cluster(&self.keys, raw());
             self.check_member_cache(raw());
             *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = Some((snap.generation, view.clone()));
-            self.set_loaded_leader_seq(Some(snap.leader_seq));
+            self.set_loaded_marks(Some(snap.marks));
             self.cached_loads.fetch_add(1, Ordering::Relaxed);
             return Ok(view);
         }
-        self.set_loaded_leader_seq(None);
+        self.set_loaded_marks(None);
         let prefix = self.keys.prefix().to_string();
         let resp = self
             .call(deadline, "load", |mut c| {
@@ -673,7 +729,7 @@ impl Dcs for EtcdDcs {
         if let Some(header) = resp.header() {
             self.last_load_revision.store(header.revision(), Ordering::SeqCst);
         }
-        self.set_loaded_leader_seq(None);
+        self.set_loaded_marks(None);
         self.check_member_cache(kvs.iter().map(|kv| RawKv {
             key: kv.key(),
             value: kv.value(),
@@ -887,35 +943,11 @@ impl Dcs for EtcdDcs {
     }
 
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError> {
-        let deadline = Instant::now() + timeout;
-        let loaded = *self.loaded_leader_seq.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(seen) = loaded
-            && self.cache.is_ready()
-        {
-            // The cache's own watch reports leader changes: no watch of our own to open.
-            let mut changes = self.cache.leader_changes();
-            let changed = changes.wait_for(|seq| *seq != seen);
-            let _ = timeout_at(deadline, changed).await;
-            return Ok(());
-        }
-        let mut start = match self.last_load_revision.load(Ordering::SeqCst) {
-            0 => None,
-            rev => Some(rev + 1),
-        };
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            let fail = match self.watch_once(deadline, &mut start).await {
-                Ok(()) => return Ok(()),
-                Err(fail) => fail,
-            };
-            if Instant::now() + backoff >= deadline {
-                tokio::time::sleep_until(deadline).await;
-                return Err(fail.into());
-            }
-            tracing::debug!("re-opening the leader watch after: {fail:?}");
-            sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        self.watch(Watched::Leader, timeout).await
+    }
+
+    async fn watch_roster(&self, timeout: Duration) -> Result<(), DcsError> {
+        self.watch(Watched::Roster, timeout).await
     }
 
     async fn set_ttl(&self, ttl: u32) {

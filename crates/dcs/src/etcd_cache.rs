@@ -56,11 +56,22 @@ struct State {
     generation: u64,
 }
 
-/// The cached keys and a counter that moves whenever the leader key changes.
+/// Counters that move on the changes a waiting loop wakes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marks {
+    /// The leader key was written or deleted.
+    pub leader: u64,
+    /// A member key was created or deleted: a member joined or left.
+    pub roster: u64,
+}
+
+/// The cached keys and the counters of leader and roster changes.
 pub struct Cache {
     state: Mutex<State>,
     leader_key: Vec<u8>,
+    members_prefix: Vec<u8>,
     leader_changes: watch::Sender<u64>,
+    roster_changes: watch::Sender<u64>,
     /// Progress requests for the task to send on its watch stream.
     progress_requests: mpsc::Sender<()>,
     progress_rx: Mutex<Option<mpsc::Receiver<()>>>,
@@ -68,21 +79,23 @@ pub struct Cache {
     progress_answers: watch::Sender<u64>,
 }
 
-/// What a read of the cache returns: the keys and the leader-change counter they go with.
+/// What a read of the cache returns: the keys and the change counters they go with.
 pub struct Snapshot {
     pub kvs: Vec<CachedKv>,
-    pub leader_seq: u64,
+    pub marks: Marks,
     /// See [`Cache::generation`].
     pub generation: u64,
 }
 
 impl Cache {
-    pub fn new(leader_key: &str) -> Cache {
+    pub fn new(leader_key: &str, members_prefix: &str) -> Cache {
         let (progress_requests, progress_rx) = mpsc::channel(1);
         Cache {
             state: Mutex::new(State::default()),
             leader_key: leader_key.as_bytes().to_vec(),
+            members_prefix: members_prefix.as_bytes().to_vec(),
             leader_changes: watch::channel(0).0,
+            roster_changes: watch::channel(0).0,
             progress_requests,
             progress_rx: Mutex::new(Some(progress_rx)),
             progress_answers: watch::channel(0).0,
@@ -115,29 +128,52 @@ impl Cache {
         }
         Some(Snapshot {
             kvs: state.kvs.values().cloned().collect(),
-            leader_seq: *self.leader_changes.borrow(),
+            marks: self.marks(),
             generation: state.generation,
         })
     }
 
-    /// What [`Cache::snapshot`] would return, without the keys: (generation, leader_seq). A
-    /// snapshot of the same generation had the same keys; the counter is read under the same lock
-    /// as there, so it never runs ahead of the keys.
-    pub fn generation(&self, usable_after: i64) -> Option<(u64, u64)> {
+    /// What [`Cache::snapshot`] would return, without the keys: (generation, marks). A snapshot of
+    /// the same generation had the same keys; the counters are read under the same lock as there,
+    /// so they never run ahead of the keys.
+    pub fn generation(&self, usable_after: i64) -> Option<(u64, Marks)> {
         let state = self.lock();
         if !state.ready || state.revision < usable_after {
             return None;
         }
-        Some((state.generation, *self.leader_changes.borrow()))
+        Some((state.generation, self.marks()))
+    }
+
+    fn marks(&self) -> Marks {
+        Marks {
+            leader: *self.leader_changes.borrow(),
+            roster: *self.roster_changes.borrow(),
+        }
     }
 
     pub fn is_ready(&self) -> bool {
         self.lock().ready
     }
 
-    /// A receiver of the leader-change counter (see [`Snapshot::leader_seq`]).
+    /// A receiver of the leader-change counter (see [`Marks::leader`]).
     pub fn leader_changes(&self) -> watch::Receiver<u64> {
         self.leader_changes.subscribe()
+    }
+
+    /// A receiver of the roster-change counter (see [`Marks::roster`]).
+    pub fn roster_changes(&self) -> watch::Receiver<u64> {
+        self.roster_changes.subscribe()
+    }
+
+    fn is_member_key(&self, key: &[u8]) -> bool {
+        key.starts_with(&self.members_prefix)
+    }
+
+    /// The member keys among `kvs`, in order.
+    fn roster<'a>(&'a self, kvs: &'a BTreeMap<Vec<u8>, CachedKv>) -> impl Iterator<Item = &'a [u8]> {
+        kvs.range(self.members_prefix.clone()..)
+            .map(|(k, _)| k.as_slice())
+            .take_while(|k| self.is_member_key(k))
     }
 
     fn invalidate(&self) {
@@ -150,12 +186,16 @@ impl Cache {
     fn reset(&self, kvs: &[KeyValue], revision: i64) {
         let mut state = self.lock();
         let before = state.kvs.get(&self.leader_key).cloned();
+        let roster_before: Vec<Vec<u8>> = self.roster(&state.kvs).map(<[u8]>::to_vec).collect();
         state.kvs = kvs.iter().map(|kv| (kv.key().to_vec(), CachedKv::from(kv))).collect();
         state.revision = revision;
         state.generation += 1;
         state.ready = false;
         if state.kvs.get(&self.leader_key) != before.as_ref() {
             self.leader_changes.send_modify(|n| *n += 1);
+        }
+        if !self.roster(&state.kvs).eq(roster_before.iter().map(Vec::as_slice)) {
+            self.roster_changes.send_modify(|n| *n += 1);
         }
     }
 
@@ -192,13 +232,14 @@ impl Cache {
 
     fn apply(&self, events: &[etcd_client::Event]) {
         let mut state = self.lock();
-        let mut leader_changed = false;
+        let (mut leader_changed, mut roster_changed) = (false, false);
         if !events.is_empty() {
             state.generation += 1;
         }
         for event in events {
             let Some(kv) = event.kv() else { continue };
             leader_changed |= kv.key() == self.leader_key.as_slice();
+            roster_changed |= self.is_member_key(kv.key()) && joins_or_leaves(event);
             state.revision = state.revision.max(kv.mod_revision());
             match event.event_type() {
                 EventType::Put => {
@@ -213,6 +254,18 @@ impl Cache {
         if leader_changed {
             self.leader_changes.send_modify(|n| *n += 1);
         }
+        if roster_changed {
+            self.roster_changes.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// Whether an event on a member key is a member joining (the key's first version) or leaving (a
+/// deletion, including by lease expiry); a member rewriting its key is neither.
+pub fn joins_or_leaves(event: &etcd_client::Event) -> bool {
+    match event.event_type() {
+        EventType::Delete => true,
+        EventType::Put => event.kv().is_some_and(|kv| kv.version() == 1),
     }
 }
 

@@ -241,6 +241,30 @@ impl State {
         let lease = self.kvs.get(key)?.lease;
         self.leases.get(&lease).map(|l| l.expires)
     }
+
+    /// Whether a key under `prefix` was created or deleted after revision `since`.
+    fn joined_or_left_since(&self, prefix: &str, since: i64) -> bool {
+        self.changed_at
+            .iter()
+            .filter(|(k, rev)| k.starts_with(prefix) && **rev > since)
+            .any(|(k, _)| self.kvs.get(k).is_none_or(|e| e.create_revision > since))
+    }
+
+    /// The earliest expiry among the keys under `prefix`.
+    fn expiry_under(&self, prefix: &str) -> Option<Instant> {
+        self.kvs
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .filter_map(|k| self.expiry_of_key(k))
+            .min()
+    }
+}
+
+/// What a waiting loop wakes for.
+#[derive(Clone, Copy)]
+enum Watched {
+    Leader,
+    Roster,
 }
 
 /// `last_load_revision` before the first `load` (revisions start at 0 in an empty store).
@@ -249,7 +273,7 @@ const NEVER_LOADED: i64 = -1;
 enum WatchCheck {
     Unavailable,
     Changed,
-    /// `expires`: when the lease of the current leader key runs out, if it has one.
+    /// `expires`: when the lease of a watched key runs out next, if one has a lease.
     Unchanged {
         expires: Option<Instant>,
     },
@@ -383,17 +407,56 @@ impl MemoryDcs {
         }
     }
 
-    fn leader_changed_since(&self, key: &str, since: i64) -> WatchCheck {
+    fn changed_since(&self, what: Watched, since: i64) -> WatchCheck {
         let mut st = self.store.lock();
         st.sweep(Instant::now());
         if !self.is_available(&st) {
             return WatchCheck::Unavailable;
         }
-        if st.changed_at.get(key).is_some_and(|rev| *rev > since) {
-            return WatchCheck::Changed;
+        let (changed, expires) = match what {
+            Watched::Leader => {
+                let key = self.keys.leader();
+                let changed = st.changed_at.get(&key).is_some_and(|rev| *rev > since);
+                (changed, st.expiry_of_key(&key))
+            }
+            Watched::Roster => {
+                let prefix = self.keys.members_prefix();
+                (st.joined_or_left_since(&prefix, since), st.expiry_under(&prefix))
+            }
+        };
+        if changed {
+            WatchCheck::Changed
+        } else {
+            WatchCheck::Unchanged { expires }
         }
-        WatchCheck::Unchanged {
-            expires: st.expiry_of_key(key),
+    }
+
+    async fn watch(&self, what: Watched, timeout: Duration) -> Result<(), DcsError> {
+        let deadline = Instant::now() + timeout;
+        let mut changes = self.store.shared.changes.subscribe();
+        let since = match self.last_load_revision.load(Ordering::SeqCst) {
+            NEVER_LOADED => self.store.lock().revision,
+            rev => rev,
+        };
+        loop {
+            let next_expiry = match self.changed_since(what, since) {
+                WatchCheck::Unavailable => return self.wait_out(deadline).await,
+                WatchCheck::Changed => return Ok(()),
+                WatchCheck::Unchanged { expires } => expires,
+            };
+            // Lease expiry is only noticed by a sweep, so wake up for it as well as for writes.
+            let wake = next_expiry.map_or(deadline, |e| e.min(deadline));
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
         }
     }
 
@@ -542,33 +605,11 @@ impl Dcs for MemoryDcs {
     }
 
     async fn watch_leader(&self, timeout: Duration) -> Result<(), DcsError> {
-        let deadline = Instant::now() + timeout;
-        let key = self.keys.leader();
-        let mut changes = self.store.shared.changes.subscribe();
-        let since = match self.last_load_revision.load(Ordering::SeqCst) {
-            NEVER_LOADED => self.store.lock().revision,
-            rev => rev,
-        };
-        loop {
-            let next_expiry = match self.leader_changed_since(&key, since) {
-                WatchCheck::Unavailable => return self.wait_out(deadline).await,
-                WatchCheck::Changed => return Ok(()),
-                WatchCheck::Unchanged { expires } => expires,
-            };
-            // Lease expiry is only noticed by a sweep, so wake up for it as well as for writes.
-            let wake = next_expiry.map_or(deadline, |e| e.min(deadline));
-            tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                }
-                _ = tokio::time::sleep_until(wake) => {}
-            }
-            if Instant::now() >= deadline {
-                return Ok(());
-            }
-        }
+        self.watch(Watched::Leader, timeout).await
+    }
+
+    async fn watch_roster(&self, timeout: Duration) -> Result<(), DcsError> {
+        self.watch(Watched::Roster, timeout).await
     }
 
     async fn set_ttl(&self, ttl: u32) {

@@ -10,6 +10,7 @@ use ferroni_model::{Failover, HistoryLine, MemberData, Status};
 use ferroni_testkit::etcd::Etcd;
 use ferroni_testkit::ports::free_port;
 use serde_json::json;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
@@ -401,6 +402,73 @@ async fn watch_times_out_without_leader_change(h: Harness) {
     assert!(waited < Duration::from_secs(3), "watch overran its timeout: {waited:?}");
 }
 
+/// How long `watch` waited for the change `change` makes after 400 ms.
+async fn waited_for(watch: impl Future<Output = Result<(), DcsError>>, change: impl Future<Output = ()>) -> Duration {
+    let started = Instant::now();
+    let change = async {
+        sleep(Duration::from_millis(400)).await;
+        change.await;
+    };
+    let (watched, ()) = tokio::join!(watch, change);
+    watched.expect("watch");
+    started.elapsed()
+}
+
+async fn roster_watch_wakes_on_join_and_leave(h: Harness) {
+    let (a, b, c) = (h.node("pg0"), h.node("pg1"), h.node("pg2"));
+    a.touch_member(&member("running")).await.expect("touch pg0");
+    a.load().await.expect("load");
+    let joined = waited_for(a.watch_roster(Duration::from_secs(8)), async {
+        c.touch_member(&member("creating replica")).await.expect("touch pg2");
+    })
+    .await;
+    assert!(
+        joined >= Duration::from_millis(350) && joined < Duration::from_secs(3),
+        "woken by pg2 joining after {joined:?}"
+    );
+
+    b.touch_member(&member("running")).await.expect("touch pg1");
+    let started = Instant::now();
+    a.watch_roster(Duration::from_secs(8)).await.expect("watch");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a member joining after the last load must end the wait at once"
+    );
+
+    a.load().await.expect("load");
+    let left = waited_for(a.watch_roster(Duration::from_secs(8)), async {
+        c.shutdown().await.expect("pg2 leaves");
+    })
+    .await;
+    assert!(
+        left >= Duration::from_millis(350) && left < Duration::from_secs(3),
+        "woken by pg2 leaving after {left:?}"
+    );
+}
+
+async fn roster_watch_sleeps_through_member_rewrites(h: Harness) {
+    let (a, b) = (h.node("pg0"), h.node("pg1"));
+    a.touch_member(&member("running")).await.expect("touch pg0");
+    b.touch_member(&member("running")).await.expect("touch pg1");
+    a.load().await.expect("load");
+    let noise = async {
+        for i in 0..6 {
+            let state = if i % 2 == 0 { "streaming" } else { "running" };
+            b.touch_member(&member(state)).await.expect("rewrite pg1");
+            sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let started = Instant::now();
+    let (watched, ()) = tokio::join!(a.watch_roster(Duration::from_millis(1500)), noise);
+    watched.expect("watch");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "a member rewriting its key ended the wait after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "watch overran its timeout: {waited:?}");
+}
+
 async fn unreachable_dcs_is_unavailable_in_time(h: Harness) {
     let retry = Duration::from_millis(1500);
     let node = h.unreachable_node("pg0", retry);
@@ -507,6 +575,8 @@ conformance!(
     watch_returns_early_on_leader_deletion,
     watch_sees_change_since_last_load,
     watch_times_out_without_leader_change,
+    roster_watch_wakes_on_join_and_leave,
+    roster_watch_sleeps_through_member_rewrites,
     unreachable_dcs_is_unavailable_in_time,
     member_json_round_trip_keeps_unknown_fields,
     delete_cluster_removes_everything,

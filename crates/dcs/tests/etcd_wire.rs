@@ -313,6 +313,50 @@ async fn watched_copy_serves_loads_and_reads_its_own_writes() {
     assert_eq!(b.load().await.expect("load").leader_name(), None);
 }
 
+/// The daemon's leader waits on the watched copy for members joining, not for their rewrites.
+#[tokio::test]
+async fn watched_copy_wakes_the_leader_when_a_member_joins() {
+    let etcd = Etcd::start();
+    let (a, b) = (
+        node(&etcd, "pg0", Duration::from_secs(3)),
+        node(&etcd, "pg1", Duration::from_secs(3)),
+    );
+    assert!(a.acquire_leader().await.expect("acquire"));
+    a.touch_member(&member("running")).await.expect("touch pg0");
+    let started = Instant::now();
+    while a.cached_loads() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no load came from the copy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.load().await.expect("load");
+    }
+
+    let rewrites = async {
+        for i in 0..4 {
+            a.touch_member(&member(&format!("running {i}")))
+                .await
+                .expect("rewrite pg0");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        b.touch_member(&member("creating replica")).await.expect("pg1 joins");
+    };
+    let started = Instant::now();
+    let (watched, ()) = tokio::join!(a.watch_roster(Duration::from_secs(10)), rewrites);
+    watched.expect("watch");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
+        "woken by pg1 joining (not by pg0's rewrites) after {waited:?}"
+    );
+    let cached = a.cached_loads();
+    let view = a.load().await.expect("load");
+    assert!(view.member("pg1").is_some(), "the copy holds the new member");
+    assert_eq!(
+        a.cached_loads(),
+        cached + 1,
+        "the load after the wake comes from the copy"
+    );
+}
+
 fn boottime() -> Duration {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME");
     Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 /// Guarded actions re-run `decide` with their outcome; a decision never needs more than a few.
 const MAX_DECISIONS_PER_CYCLE: usize = 6;
-/// How much later than the loop timer the leader watch's own timeout falls (more than tokio's
+/// How much later than the loop timer the DCS watches' own timeouts fall (more than tokio's
 /// 64 ms timer slots for timeouts of up to a few seconds).
 const WATCH_SLACK: Duration = Duration::from_millis(200);
 
@@ -108,10 +108,14 @@ impl Daemon {
             tokio::select! {
                 _ = timer.sleep(wait) => {}
                 _ = self.wake.notified() => {}
-                // Replicas wake on a leader change so an election starts at once, not after loop_wait.
-                // Its own timeout comes later than the loop timer's, or tokio's timer wheel would wake
-                // the loop early once more (at the start of the timeout's 64 ms slot).
+                // Replicas wake on a leader change so an election starts at once, not after loop_wait;
+                // the primary wakes on a member joining, so its slot exists before the member's image
+                // is done and streams at its first try (Postgres retries a missing slot only after
+                // wal_retrieve_retry_interval, 5 s). The watches' own timeouts come later than the
+                // loop timer's, or tokio's timer wheel would wake the loop early once more (at the
+                // start of the timeout's 64 ms slot).
                 _ = dcs.watch_leader(wait + WATCH_SLACK), if follower => {}
+                _ = dcs.watch_roster(wait + WATCH_SLACK), if !follower => {}
                 _ = &mut shutdown => {
                     self.shutdown().await;
                     return Ok(());

@@ -47,10 +47,17 @@ fn recording_script(dir: &Path, name: &str, record: &Path, code: i32) -> String 
 #[test]
 fn basebackup_replicas_receive_data_and_get_slots() {
     let mut c = TestCluster::new("repl");
-    let a = c.start(c.spec("a"));
+    // A loop_wait longer than imaging an empty cluster takes: the replicas' slots must not wait
+    // for the leader's next cycle.
+    let spec = |c: &TestCluster, name: &str| {
+        let mut spec = c.spec(name);
+        (spec.loop_wait, spec.ttl) = (4, 20);
+        spec
+    };
+    let a = c.start(spec(&c, "a"));
     c.nodes[a].wait_role("primary", secs(60));
     for name in ["b", "c"] {
-        let spec = c.spec(name);
+        let spec = spec(&c, name);
         c.start(spec);
     }
     wait_streaming(&c, 2);
@@ -88,6 +95,15 @@ fn basebackup_replicas_receive_data_and_get_slots() {
     let b = view.member("b").unwrap();
     assert_eq!(b.data.role, "replica");
     assert!(b.data.replay_lsn.is_some() && b.data.timeline == Some(1));
+    // The leader creates a joining member's slot as soon as its key appears, before the image is
+    // done: the replica streams at its first try, without waiting out wal_retrieve_retry_interval.
+    for node in &c.nodes[1..] {
+        let pg_log = fs::read_to_string(node.data_dir().join("postmaster.log")).unwrap_or_default();
+        assert!(
+            !pg_log.contains("replication slot"),
+            "the replica asked for its slot before the leader made it:\n{pg_log}"
+        );
+    }
 }
 
 #[test]
