@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ferroni vs Patroni, side by side (a benchmark, not a test). Run as root on Debian 12:
 #
-#   bench/run.sh                       # all 6 scenarios, 3 runs each (~15-20 min on 2 cores)
+#   bench/run.sh                       # all 6 scenarios, 3 runs each, 7 of scenario 2 (~20 min)
 #   bench/run.sh --runs 5 --scenarios 1,3,5
 #   bench/run.sh --quick               # 1 run, pgbench scale 5, short idle/wrk windows
 #   bench/run.sh --check               # only checks that it starts: build, venv, --version; exit 0
