@@ -38,9 +38,14 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 /// [`EtcdDcs::leader_renew_every`]: a leader's `load` renews the lease to confirm the watched copy,
 /// and its `update_leader` a moment later need not renew it again.
 const JUST_RENEWED: Duration = Duration::from_millis(250);
-/// HTTP/2 ping interval. etcd's default `--grpc-keepalive-min-time` is 5 s and it answers pings that
-/// come more often with GOAWAY "too_many_pings", so stay above it.
-const H2_PING_EVERY: Duration = Duration::from_secs(6);
+/// HTTP/2 ping interval: a ping goes out once nothing was read for this long, and tears down a
+/// black-holed connection if unanswered (etcd's default `--grpc-keepalive-min-time` is 5 s; it
+/// answers pings that come more often with GOAWAY "too_many_pings"). A healthy daemon reads every
+/// few seconds and never pings, but hyper re-arms the ping timer each time it expires, and its
+/// firing (with the timer wheel's moves before it) was three wakes per period: a sixth of an idle
+/// node's CPU at 6 s. Calls fail on their own deadlines meanwhile, so the interval only bounds how
+/// long a dead endpoint stays in the channel (here 15 s plus the ping timeout, within a ttl).
+const H2_PING_EVERY: Duration = Duration::from_secs(15);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 

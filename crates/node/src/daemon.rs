@@ -21,9 +21,12 @@ use tracing::{error, info, warn};
 
 /// Guarded actions re-run `decide` with their outcome; a decision never needs more than a few.
 const MAX_DECISIONS_PER_CYCLE: usize = 6;
-/// How much later than the loop timer the DCS watches' own timeouts fall (more than tokio's
-/// 64 ms timer slots for timeouts of up to a few seconds).
-const WATCH_SLACK: Duration = Duration::from_millis(200);
+/// The DCS watches' own bound: the loop timer ends their wait, and a tokio timer due within
+/// seconds costs wakes even when it never fires. The timer wheel files a timer by the highest time
+/// bit in which its deadline differs from now, and wakes at the start of its slot to move it
+/// down: a 1.2 s timeout that crosses a 4.096 s boundary (every fourth cycle) woke the loop there.
+/// Due in an hour, the slot starts minutes away.
+const WATCH_BOUND: Duration = Duration::from_secs(3600);
 
 pub struct Daemon {
     pub cfg: Config,
@@ -111,11 +114,9 @@ impl Daemon {
                 // Replicas wake on a leader change so an election starts at once, not after loop_wait;
                 // the primary wakes on a member joining, so its slot exists before the member's image
                 // is done and streams at its first try (Postgres retries a missing slot only after
-                // wal_retrieve_retry_interval, 5 s). The watches' own timeouts come later than the
-                // loop timer's, or tokio's timer wheel would wake the loop early once more (at the
-                // start of the timeout's 64 ms slot).
-                _ = dcs.watch_leader(wait + WATCH_SLACK), if follower => {}
-                _ = dcs.watch_roster(wait + WATCH_SLACK), if !follower => {}
+                // wal_retrieve_retry_interval, 5 s).
+                _ = dcs.watch_leader(WATCH_BOUND), if follower => {}
+                _ = dcs.watch_roster(WATCH_BOUND), if !follower => {}
                 _ = &mut shutdown => {
                     self.shutdown().await;
                     return Ok(());
