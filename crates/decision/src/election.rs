@@ -19,11 +19,15 @@ pub fn is_healthiest(obs: &Observation, cluster: &ClusterView, my_lsn: u64, my_t
         if peer.running && peer.role == Some(ferroni_model::Role::Primary) {
             return Err(format!("{} is still running as primary", peer.name));
         }
-        // Only a peer that could lead itself can stand in the way: one that is not allowed to, or is
-        // too far behind the last known leader position, must not block the election (it would
-        // wait for a leader that never comes).
-        let eligible =
-            !peer.nofailover && peer.failover_priority > 0 && cluster.optime().saturating_sub(peer.lsn) <= max_lag;
+        // Only a peer that could lead itself can stand in the way: one that is not allowed to, is
+        // too far behind the last known leader position, or (with check_timeline) is on a timeline
+        // behind the cluster's, must not block the election (it would wait for a leader that never
+        // comes). Patroni lets such a peer block; a diverged former primary that cannot stream is
+        // numerically ahead, and nobody would lead.
+        let eligible = !peer.nofailover
+            && peer.failover_priority > 0
+            && cluster.optime().saturating_sub(peer.lsn) <= max_lag
+            && !(obs.dynamic.check_timeline && peer.timeline < cluster.timeline());
         if !eligible {
             continue;
         }

@@ -27,12 +27,15 @@ fn healthy_candidate(m: &Member) -> bool {
     m.data.state == "running" && !m.data.tag_bool("nofailover") && !m.data.conn_url.is_empty()
 }
 
-/// Healthy, allowed to lead by its tags, and within maximum_lag_on_failover of the last known
-/// leader position.
+/// Healthy, allowed to lead by its tags, within maximum_lag_on_failover of the last known leader
+/// position, and (with check_timeline) not on a timeline behind the cluster's: what the candidate
+/// checks itself before it takes the lock (`election::may_lead`).
 fn eligible_candidate(obs: &Observation, cluster: &ClusterView, m: &Member) -> bool {
+    let behind_timeline = obs.dynamic.check_timeline && m.data.timeline.is_some_and(|t| t < cluster.timeline());
     healthy_candidate(m)
         && m.data.failover_priority() > 0
         && cluster.optime().saturating_sub(position(m)) <= obs.dynamic.maximum_lag_on_failover
+        && !behind_timeline
 }
 
 /// The member's last published WAL position.

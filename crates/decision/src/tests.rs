@@ -1207,6 +1207,46 @@ fn elections_ignore_peers_that_could_not_lead_and_compare_positions_only() {
     );
 }
 
+/// With check_timeline a peer behind the cluster's timeline may not lead, so it must not stand in
+/// the way either, however far ahead its WAL position is (a diverged former primary that cannot
+/// stream); nor may a failover key naming such a member hold up the others.
+#[test]
+fn with_check_timeline_a_peer_or_candidate_behind_the_cluster_timeline_does_not_block() {
+    let mut view = cluster(None, vec![]);
+    view.history = Some(vec![HistoryLine(
+        1,
+        900,
+        "no recovery target specified".into(),
+        None,
+        None,
+    )]);
+    let mut on_timeline_2 = running(PgRole::Replica, 1000);
+    if let PgState::Running { timeline, .. } = &mut on_timeline_2 {
+        *timeline = 2;
+    }
+    let mut c = Case::new("n0", Some(view.clone()), on_timeline_2.clone());
+    c.dynamic.check_timeline = true;
+    let mut diverged = peer("n1", 9000);
+    diverged.timeline = 1;
+    c.peers = Some(vec![diverged.clone()]);
+    assert_eq!(c.decide().actions, vec![Action::AcquireLeader]);
+    // Without check_timeline it leads and nobody else may: Patroni compares positions only.
+    let mut c = Case::new("n0", Some(view.clone()), on_timeline_2.clone());
+    c.peers = Some(vec![diverged]);
+    assert!(c.decide().reason.contains("n1 is ahead of me"));
+
+    let mut behind = member("n1", "replica", 9000);
+    behind.data.timeline = Some(1);
+    view.members.push(behind);
+    let mut c = Case::new("n2", Some(with_failover(view, None, Some("n1"), None)), on_timeline_2);
+    c.dynamic.check_timeline = true;
+    assert_eq!(
+        c.decide().actions,
+        vec![Action::AskPeers],
+        "n1 may not lead: n2 runs for it"
+    );
+}
+
 #[test]
 fn a_lagging_or_nofailover_candidate_is_refused() {
     let mut lagging = member("n1", "replica", 10);

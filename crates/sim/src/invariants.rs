@@ -85,18 +85,6 @@ pub const NO_FENCING: &str = "[no fence] a primary outlived its lease because it
 pub const CROSS_TIMELINE_LAG: &str = "[Patroni semantics: cross-timeline lag] the lag check compares LSNs of different histories, so a \
      diverged node numerically ahead of status.optime may promote; check_timeline (off by default) only catches a \
      timeline number behind the cluster's, not a sibling fork that reused the number";
-/// decision core, `leader.rs` `election` / `switchover.rs` `may_take_lock`: a named candidate that
-/// may not lead refuses the lock and everybody else waits for it.
-pub const INELIGIBLE_FAILOVER_CANDIDATE: &str = "[bug: failover key names an ineligible candidate] decision core, \
-     leader.rs election / switchover.rs may_take_lock: without a leader, the member named in the failover key refuses the \
-     lock because it may not lead (election::may_lead: lag beyond maximum_lag_on_failover, ...), while every other member \
-     defers to it (healthy_candidate only checks state, nofailover and conn_url), so nobody leads until an operator \
-     deletes the key (pinned: tests/regressions.rs)";
-/// decision core, `election.rs` `is_healthiest`: a peer behind the cluster timeline still blocks.
-pub const TIMELINE_DEADLOCK: &str = "[bug: election deadlock behind check_timeline] decision core, election.rs \
-     is_healthiest: with check_timeline, a peer on a timeline behind the cluster's may not lead itself, but an eligible \
-     member still defers to it when its WAL position is ahead (the filter of peers that could lead ignores \
-     check_timeline), so nobody takes the lock (pinned: tests/regressions.rs)";
 /// Two timelines forked apart under the same number: pg_rewind cannot tell them apart.
 pub const REUSED_TIMELINE: &str = "[Patroni semantics: reused timeline number] a node promoted from an older timeline \
      took the same timeline number as another fork (without a WAL archive it cannot know the number is taken; \
@@ -107,28 +95,6 @@ pub const REWIND_PENDING_FORGOTTEN: &str = "[bug: rewind_pending forgotten] deci
      demoted without a known leader (Memory::rewind_pending) whose daemon restarts before the Rejoin forgets that it must \
      rewind; its data directory has standby.signal (written by the demotion's start), so recovery.rs starts it as a replica \
      and nothing ever checks it for divergence (pinned: tests/regressions.rs)";
-/// decision core, `leader.rs`: the demotion's rewind and the rewind_pending Rejoin do not wait for
-/// the new leader's checkpoint after promote.
-pub const REWIND_BEFORE_CHECKPOINT: &str = "[bug: rewind before the leader's checkpoint] decision core, leader.rs \
-     running_primary / running_replica: a primary demoted in favour of a known leader (Demote with upstream, whose \
-     action runs pg_rewind) and a node with rewind_pending (Rejoin) rewind as soon as they see the new leader (the \
-     leader-key watch wakes them just as it starts to promote), without waiting for checkpoint_after_promote as \
-     recovery.rs rejoin does; pg_rewind reads the old timeline in the leader's control file, reports \"no rewind \
-     required\", the action succeeds (clearing rewind_pending), and the node stays diverged (pinned: \
-     tests/regressions.rs)";
-/// decision core, `recovery.rs`: a switchover's demotion is never checked for divergence.
-pub const SWITCHOVER_NOT_REWOUND: &str = "[bug: switchover demotion not rewound] decision core, recovery.rs not_running: \
-     after a switchover's Stop the old leader releases the lock and starts as a replica (StartReplica without upstream) \
-     whether or not the candidate received all its WAL (the stop was unclean, or the candidate within \
-     maximum_lag_on_failover was not streaming); rewind_pending is not set, so it is never rewound; Patroni checks for \
-     divergence (trigger_check_diverged_lsn) whenever Postgres starts as a replica (pinned: tests/regressions.rs)";
-/// decision core, `recovery.rs`: a stopped former primary started as a replica without a leader.
-pub const STARTED_WITHOUT_LEADER: &str = "[bug: former primary started without a leader] decision core, recovery.rs \
-     not_running: a former primary's data directory (stopped without standby.signal: crashed, fenced, or demoted with a \
-     pg_rewind that failed) found while nobody holds the lock is \
-     started as a replica without upstream (\"starting as a secondary (no leader yet)\"); when a leader appears it just \
-     follows it, never rewound; Patroni checks for divergence (trigger_check_diverged_lsn) whenever Postgres \
-     starts as a replica (pinned: tests/regressions.rs)";
 
 /// The `[tag]` a known cause starts with, for tables.
 pub fn known_tag(known: &str) -> &str {
@@ -348,58 +314,7 @@ impl World {
              is eligible",
             now - heal
         );
-        let known = if self.failover_to_ineligible_candidate() {
-            Some(INELIGIBLE_FAILOVER_CANDIDATE)
-        } else if self.election_deadlock_behind_timeline() {
-            Some(TIMELINE_DEADLOCK)
-        } else {
-            None
-        };
-        self.record(Rule::Liveness, detail, known);
-    }
-
-    /// `election::may_lead` for node `n` on its real position: tags, lag behind `status`, and
-    /// with `check_timeline` its timeline against the cluster's.
-    fn may_lead(&self, n: &crate::node::Node) -> bool {
-        let tags = &n.config.tags;
-        let Some(d) = n.pg.data() else { return false };
-        let lag = self.dcs.optime().unwrap_or(0).saturating_sub(d.lsn);
-        !tags.nofailover
-            && tags.failover_priority.is_none_or(|p| p > 0)
-            && lag <= self.cfg.dynamic.maximum_lag_on_failover
-            && (!self.cfg.dynamic.check_timeline || d.lineage.timeline >= self.dcs.cluster_timeline())
-    }
-
-    /// The `failover` key names a live member that may not lead, and nobody holds the lock.
-    fn failover_to_ineligible_candidate(&self) -> bool {
-        let Some(c) = self.dcs.failover_candidate().and_then(|c| self.node_index(c)) else {
-            return false;
-        };
-        let n = &self.nodes[c];
-        self.dcs.leader_name().is_none() && n.daemon_alive() && !self.may_lead(n)
-    }
-
-    /// With `check_timeline`, a running member on a timeline behind the cluster's (so it may not
-    /// lead) is ahead of an eligible running member in WAL position.
-    fn election_deadlock_behind_timeline(&self) -> bool {
-        if !self.cfg.dynamic.check_timeline {
-            return false;
-        }
-        let cluster_tl = self.dcs.cluster_timeline();
-        let running = |n: &crate::node::Node| match &n.pg {
-            Pg::Running { data, .. } if n.active() => Some(data.clone()),
-            _ => None,
-        };
-        self.nodes
-            .iter()
-            .filter(|n| self.may_lead(n))
-            .filter_map(running)
-            .any(|mine| {
-                self.nodes
-                    .iter()
-                    .filter_map(running)
-                    .any(|peer| peer.lineage.timeline < cluster_tl && peer.lsn > mine.lsn)
-            })
+        self.record(Rule::Liveness, detail, None);
     }
 
     /// Bytes of the last published leader position that `data` does not really have.
@@ -601,12 +516,6 @@ impl World {
     fn never_rewound_cause(&self, i: usize) -> Option<&'static str> {
         let n = &self.nodes[i];
         match n.rewind_skipped {
-            // pg_rewind ran against a leader still promoting: the demotion's own rewind and the
-            // Rejoin of `rewind_pending` do not wait for its checkpoint (recovery.rs `rejoin` waits
-            // for the flag).
-            Some(true) if matches!(n.left_primary, Some(LeftPrimary::Demote { .. })) => {
-                return Some(REWIND_BEFORE_CHECKPOINT);
-            }
             Some(true) => return None,
             Some(false) => return Some(REUSED_TIMELINE),
             None => {}
@@ -614,9 +523,6 @@ impl World {
         let started_at = n.daemon().map_or(0, |d| d.started_at);
         match n.left_primary? {
             LeftPrimary::Demote { blind: true, at } if started_at > at => Some(REWIND_PENDING_FORGOTTEN),
-            LeftPrimary::Stop => Some(SWITCHOVER_NOT_REWOUND),
-            // Crashed, fenced, or demoted with a rewind that failed: stopped primary data.
-            _ if n.started_blind => Some(STARTED_WITHOUT_LEADER),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 //! not change; run them with `cargo test -p ferroni-sim --test regressions -- --ignored`. Each has
 //! a known-cause classifier in `src/invariants.rs` that keeps the random runs green while it is
 //! open. When a fix lands: remove the `#[ignore]`, and remove the classifier so that the random
-//! runs fail if the bug comes back (as was done for the first six below).
+//! runs fail if the bug comes back (as was done for all but `rewind_pending_forgotten`).
 
 use std::path::Path;
 
@@ -67,42 +67,36 @@ fn rewind_pending_forgotten() {
 }
 
 /// recovery.rs `not_running`: a switchover's demotion (Stop, ReleaseLeader, StartReplica without
-/// upstream) never checks for divergence (known cause `SWITCHOVER_NOT_REWOUND`).
+/// upstream) sets `rewind_pending`, so the old leader is checked for divergence before it follows.
 #[test]
-#[ignore = "decision-core bug: the old leader of a switchover is never rewound"]
 fn switchover_demotion_not_rewound() {
     run("switchover_demotion_not_rewound.txt");
 }
 
 /// recovery.rs `not_running`: former primary data started as a replica while nobody holds the lock
-/// is never checked for divergence (known cause `STARTED_WITHOUT_LEADER`).
+/// sets `rewind_pending`, and is rewound before it follows the leader that appears.
 #[test]
-#[ignore = "decision-core bug: a former primary started without a leader is never rewound"]
 fn former_primary_started_without_leader() {
     run("former_primary_started_without_leader.txt");
 }
 
-/// leader.rs `election` / switchover.rs `may_take_lock`: the named candidate may not lead and the
-/// others wait for it (known cause `INELIGIBLE_FAILOVER_CANDIDATE`).
+/// leader.rs `election` / switchover.rs `may_take_lock`: the others defer only to a named candidate
+/// that may lead by its tags, lag and timeline; one that may not does not block the election.
 #[test]
-#[ignore = "decision-core bug: a failover key naming an ineligible candidate blocks every election"]
 fn failover_key_names_ineligible_candidate() {
     run("failover_key_names_ineligible_candidate.txt");
 }
 
-/// election.rs `is_healthiest`: with check_timeline, a peer behind the cluster's timeline still
-/// blocks the election (known cause `TIMELINE_DEADLOCK`).
+/// election.rs `is_healthiest`: with check_timeline, a peer behind the cluster's timeline may not
+/// lead, so it does not block the election however far ahead its WAL position is.
 #[test]
-#[ignore = "decision-core bug: election deadlock behind a peer on an old timeline (check_timeline)"]
 fn election_deadlock_behind_check_timeline() {
     run("election_deadlock_behind_check_timeline.txt");
 }
 
-/// leader.rs `running_replica` (and `running_primary`'s Demote with upstream): pg_rewind runs
-/// against a leader that has not finished its promotion, finds nothing to rewind, and the node
-/// stays diverged (known cause `REWIND_BEFORE_CHECKPOINT`).
+/// leader.rs `running_replica` (and `running_primary`'s Demote with upstream): pg_rewind waits for
+/// the new leader's checkpoint after promote, so it sees the fork and rewinds.
 #[test]
-#[ignore = "decision-core bug: rewind against a leader before its checkpoint after promote"]
 fn rewind_before_leader_checkpoint() {
     run("rewind_before_leader_checkpoint.txt");
 }
