@@ -50,6 +50,8 @@ fn decide_inner(obs: &Observation, mem: &mut Memory) -> Decision {
     }
     if !obs.pg.has_data() {
         mem.rejoin_failed = None;
+        // Nothing left that could have diverged: a new image follows without pg_rewind.
+        mem.rewind_pending = false;
         return bootstrap::without_data(obs, cluster, mem);
     }
     if obs.pg.is_running() {

@@ -1385,3 +1385,29 @@ fn unchanged_slots_are_not_synchronised_every_cycle() {
     ));
     assert!(has_sync(&c.decide()), "the set changed");
 }
+
+/// A daemon restarted after a blind demotion starts with `rewind_pending` from its marker on disk:
+/// its data directory looks like a replica's (standby.signal) and may be unclean, so it starts as a
+/// standby (pg_rewind needs a clean stop), then rejoins through pg_rewind. Once the data directory
+/// is gone, nothing is owed: a new image follows without pg_rewind.
+#[test]
+fn rewind_pending_from_a_previous_daemon_rejoins_and_a_new_image_owes_none() {
+    let view = cluster(Some("n1"), vec![member("n1", "primary", 1000)]);
+    let mut c = Case::new("n0", Some(view.clone()), stopped(true));
+    c.dynamic.use_pg_rewind = true;
+    c.memory.rewind_pending = true;
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::StartReplica { .. })]
+    ));
+    c.pg = running(PgRole::Replica, 1000);
+    assert!(matches!(
+        c.decide().actions[..],
+        [Action::Start(LongAction::Rejoin { .. })]
+    ));
+    let mut c = Case::new("n0", Some(view), PgState::NoData);
+    c.dynamic.use_pg_rewind = true;
+    c.memory.rewind_pending = true;
+    c.decide();
+    assert!(!c.memory.rewind_pending);
+}

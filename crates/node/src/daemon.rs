@@ -8,6 +8,7 @@ use crate::execute::{Executor, Step};
 use crate::fencing::Fencing;
 use crate::long_action::LongActions;
 use crate::member;
+use crate::rewind_marker::RewindMarker;
 use crate::snapshot;
 use anyhow::Result;
 use ferroni_dcs::Dcs;
@@ -39,6 +40,7 @@ pub struct Daemon {
     pub http: reqwest::Client,
     callbacks: Callbacks,
     fencing: Fencing,
+    rewind_marker: RewindMarker,
     metrics: crate::metrics::LoopMetrics,
     requests: mpsc::Receiver<Pending>,
     /// A restart answers when it has finished, not when it starts.
@@ -74,15 +76,20 @@ impl Daemon {
             requests,
             http,
         } = links;
+        let rewind_marker = RewindMarker::new(&cfg.postgresql.data_dir);
         Daemon {
             callbacks: Callbacks::new(&cfg),
             fencing: Fencing::start(&cfg),
+            memory: Memory {
+                rewind_pending: rewind_marker.pending(),
+                ..Memory::default()
+            },
+            rewind_marker,
             metrics: Default::default(),
             cfg,
             dynamic,
             dcs,
             long,
-            memory: Memory::default(),
             wake,
             publisher,
             http,
@@ -157,6 +164,8 @@ impl Daemon {
                 config_changed: self.config_changed,
             };
             let d = decide(&obs, &mut self.memory);
+            // On disk before the demotion that set it runs.
+            self.rewind_marker.store(self.memory.rewind_pending);
             if let (Some(reply), Some(p)) = (d.reply.clone(), pending.take()) {
                 self.answer(p, reply);
             }

@@ -15,6 +15,7 @@ mod member;
 mod metrics;
 mod peers;
 mod progress;
+mod rewind_marker;
 mod serve;
 mod snapshot;
 mod watchdog;

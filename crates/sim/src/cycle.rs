@@ -280,6 +280,8 @@ impl World {
             config_changed: false,
         };
         let decision = decide(&obs, &mut d.memory);
+        // The daemon's rewind marker next to the data directory (`rewind_marker.rs`).
+        n.rewind_marker = d.memory.rewind_pending;
         self.stats.decisions += 1;
         let line = describe_decision(&decision, &st.outcomes);
         let who = n.name().to_string();

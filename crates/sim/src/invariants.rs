@@ -19,7 +19,6 @@
 
 use crate::clock::Millis;
 use crate::config::WritableRule;
-use crate::node::LeftPrimary;
 use crate::pgmodel::{Data, Pg, Src, common_prefix, diverged_from};
 use crate::world::World;
 use ferroni_decision::LongAction;
@@ -90,11 +89,6 @@ pub const REUSED_TIMELINE: &str = "[Patroni semantics: reused timeline number] a
      took the same timeline number as another fork (without a WAL archive it cannot know the number is taken; \
      check_timeline is off by default); pg_rewind compares the control files' timeline numbers, finds them equal and \
      reports \"no rewind required\", so the former primary stays diverged";
-/// decision core, `memory.rs`/`recovery.rs`: `rewind_pending` lives only in the daemon's memory.
-pub const REWIND_PENDING_FORGOTTEN: &str = "[bug: rewind_pending forgotten] decision core, memory.rs/recovery.rs: a primary \
-     demoted without a known leader (Memory::rewind_pending) whose daemon restarts before the Rejoin forgets that it must \
-     rewind; its data directory has standby.signal (written by the demotion's start), so recovery.rs starts it as a replica \
-     and nothing ever checks it for divergence (pinned: tests/regressions.rs)";
 
 /// The `[tag]` a known cause starts with, for tables.
 pub fn known_tag(known: &str) -> &str {
@@ -368,23 +362,7 @@ impl World {
                     self.record(Rule::SecondInitdb, detail, None);
                 }
             }
-            LongAction::Demote { upstream, .. } if self.nodes[i].pg.is_primary() => {
-                self.nodes[i].left_primary = Some(LeftPrimary::Demote {
-                    blind: upstream.is_none(),
-                    at: self.now(),
-                });
-            }
-            LongAction::Stop { .. } if self.nodes[i].pg.is_primary() => {
-                self.nodes[i].left_primary = Some(LeftPrimary::Stop);
-            }
-            LongAction::StartReplica { upstream: None } => {
-                if matches!(self.nodes[i].pg, Pg::Stopped { standby: false, .. }) {
-                    self.nodes[i].started_blind = true;
-                }
-            }
             LongAction::StartPrimary | LongAction::Promote => {
-                self.nodes[i].left_primary = None;
-                self.nodes[i].started_blind = false;
                 let Some(data) = self.nodes[i].pg.data().cloned() else {
                     return;
                 };
@@ -512,18 +490,9 @@ impl World {
         }
     }
 
-    /// Why a former primary was never rewound, when the cause is a known gap.
+    /// Why a former primary was never rewound, when the cause is a known gap: only Patroni's
+    /// semantics of a reused timeline number are left.
     fn never_rewound_cause(&self, i: usize) -> Option<&'static str> {
-        let n = &self.nodes[i];
-        match n.rewind_skipped {
-            Some(true) => return None,
-            Some(false) => return Some(REUSED_TIMELINE),
-            None => {}
-        }
-        let started_at = n.daemon().map_or(0, |d| d.started_at);
-        match n.left_primary? {
-            LeftPrimary::Demote { blind: true, at } if started_at > at => Some(REWIND_PENDING_FORGOTTEN),
-            _ => None,
-        }
+        (self.nodes[i].rewind_skipped == Some(false)).then_some(REUSED_TIMELINE)
     }
 }

@@ -76,17 +76,6 @@ pub enum Daemon {
     Running(Box<DaemonState>),
 }
 
-/// How a primary stopped being one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeftPrimary {
-    /// `LongAction::Demote`, naming the new upstream or not, started at this instant.
-    Demote { blind: bool, at: Millis },
-    /// `LongAction::Stop` (a switchover's demotion).
-    Stop,
-    /// Postgres crashed, the node crashed or the fence stopped it.
-    Crash,
-}
-
 /// The background slot: the action, its id, its phases still to come and its result once done.
 #[derive(Debug)]
 pub struct RunningAction {
@@ -114,10 +103,6 @@ pub struct Node {
     /// Its Postgres ran as a primary and has not streamed from anyone since: a former primary that
     /// still has to rejoin (through pg_rewind when it wrote past the new leader's fork).
     pub former_primary: bool,
-    /// How the former primary stopped being one (for classifying a former primary never rewound).
-    pub left_primary: Option<LeftPrimary>,
-    /// Its primary data directory was started as a replica without a leader to rewind against.
-    pub started_blind: bool,
     /// Promoted, but the checkpoint after promote has not happened: the control file still names
     /// the previous timeline.
     pub checkpoint_pending: bool,
@@ -125,6 +110,8 @@ pub struct Node {
     /// diverged, and it has not streamed since: `Some(true)` when the source was still promoting
     /// (before its checkpoint), `Some(false)` when the two timelines only share their number.
     pub rewind_skipped: Option<bool>,
+    /// The daemon's `Memory::rewind_pending` on disk: a new daemon starts from it.
+    pub rewind_marker: bool,
 }
 
 impl Node {
@@ -142,10 +129,9 @@ impl Node {
             fence: None,
             cycle_gen: 0,
             former_primary: false,
-            left_primary: None,
-            started_blind: false,
             checkpoint_pending: false,
             rewind_skipped: None,
+            rewind_marker: false,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::dcs::Dcs;
 use crate::faults::Command;
 use crate::invariants::{Checker, Violation};
 use crate::log::EventLog;
-use crate::node::{DaemonState, LeftPrimary, Node};
+use crate::node::{DaemonState, Node};
 use crate::pgmodel::{self, Data, Lineage, Pg, Src};
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -317,12 +317,9 @@ impl World {
             match &n.pg {
                 Pg::Running { streaming: true, .. } | Pg::NoData | Pg::Invalid(_) => {
                     n.former_primary = false;
-                    n.left_primary = None;
-                    n.started_blind = false;
                     n.rewind_skipped = None;
                 }
                 p if p.is_primary() => n.former_primary = true,
-                _ if n.former_primary && n.left_primary.is_none() => n.left_primary = Some(LeftPrimary::Crash),
                 _ => {}
             }
         }
@@ -355,7 +352,10 @@ impl World {
 
     pub(crate) fn fresh_daemon(&self, i: usize) -> DaemonState {
         DaemonState {
-            memory: Memory::default(),
+            memory: Memory {
+                rewind_pending: self.nodes[i].rewind_marker,
+                ..Memory::default()
+            },
             client: crate::dcs::Client {
                 name: self.nodes[i].name().to_string(),
                 lease: None,

@@ -1,11 +1,11 @@
 //! Scenarios that once failed, pinned as regression tests (`scenarios/regressions/*.txt`; each file
 //! says what went wrong, which seed found it and what fixed it).
 //!
-//! The `#[ignore]`d ones fail today because of a bug in `ferroni_decision`, which this crate must
-//! not change; run them with `cargo test -p ferroni-sim --test regressions -- --ignored`. Each has
-//! a known-cause classifier in `src/invariants.rs` that keeps the random runs green while it is
+//! A bug found in `ferroni_decision`, which this crate must not change, is pinned here
+//! `#[ignore]`d (run them with `cargo test -p ferroni-sim --test regressions -- --ignored`), with a
+//! known-cause classifier in `src/invariants.rs` that keeps the random runs green while it is
 //! open. When a fix lands: remove the `#[ignore]`, and remove the classifier so that the random
-//! runs fail if the bug comes back (as was done for all but `rewind_pending_forgotten`).
+//! runs fail if the bug comes back (as was done for every one below).
 
 use std::path::Path;
 
@@ -57,11 +57,9 @@ fn stale_lock_confirmation() {
     run("stale_lock_confirmation.txt");
 }
 
-/// memory.rs / recovery.rs: `rewind_pending` lives in the daemon's memory only; a daemon restart
-/// between a blind demotion and the Rejoin forgets it, and the standby data directory is started
-/// as a replica without a divergence check (known cause `REWIND_PENDING_FORGOTTEN`).
+/// memory.rs / recovery.rs: `rewind_pending` is kept on disk next to the data directory
+/// (`rewind_marker.rs`), so a daemon restart between a blind demotion and the Rejoin still rewinds.
 #[test]
-#[ignore = "decision-core bug: a daemon restart forgets rewind_pending"]
 fn rewind_pending_forgotten() {
     run("rewind_pending_forgotten.txt");
 }
