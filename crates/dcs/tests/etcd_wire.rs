@@ -254,6 +254,17 @@ async fn rejected_request_is_failed_not_unavailable() {
     assert_eq!(count.expect("count").count(), 0);
 }
 
+/// Loads until one comes from the watched copy (the first load starts its watch).
+async fn served_from_the_copy(node: &EtcdDcs) {
+    let started = Instant::now();
+    node.load().await.expect("first load, which starts the watch");
+    while node.cached_loads() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no load came from the copy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        node.load().await.expect("load");
+    }
+}
+
 /// The watched copy serves idle loads, shows other nodes' writes, always shows the node's own last
 /// write, and wakes a leader watch without a watch of its own.
 #[tokio::test]
@@ -264,13 +275,7 @@ async fn watched_copy_serves_loads_and_reads_its_own_writes() {
         node(&etcd, "pg1", Duration::from_secs(3)),
     );
     assert!(a.acquire_leader().await.expect("acquire"));
-    b.load().await.expect("first load, which starts the watch");
-    let started = Instant::now();
-    while b.cached_loads() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "no load came from the copy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        b.load().await.expect("load");
-    }
+    served_from_the_copy(&b).await;
 
     for i in 0..20 {
         let state = format!("state {i}");
@@ -323,12 +328,7 @@ async fn watched_copy_wakes_the_leader_when_a_member_joins() {
     );
     assert!(a.acquire_leader().await.expect("acquire"));
     a.touch_member(&member("running")).await.expect("touch pg0");
-    let started = Instant::now();
-    while a.cached_loads() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "no load came from the copy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        a.load().await.expect("load");
-    }
+    served_from_the_copy(&a).await;
 
     let rewrites = async {
         for i in 0..4 {

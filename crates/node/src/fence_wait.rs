@@ -203,6 +203,15 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
+    /// How long a wait lasted while `background` changed the heartbeat file.
+    fn timed_wait(s: &mut Sleeper, until: Option<Deadline>, background: std::thread::JoinHandle<()>) -> Duration {
+        let t = Instant::now();
+        s.wait(until);
+        let woke = t.elapsed();
+        background.join().unwrap();
+        woke
+    }
+
     #[test]
     fn an_armed_wait_sleeps_through_in_place_writes_but_not_renames_or_deletions() {
         use std::os::unix::fs::FileExt;
@@ -238,10 +247,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(250));
             rename();
         }));
-        let t = Instant::now();
-        s.wait(Some(far));
-        let woke = t.elapsed();
-        writer.join().unwrap();
+        let woke = timed_wait(&mut s, Some(far), writer);
         assert!(
             woke >= Duration::from_millis(350) && woke < Duration::from_secs(5),
             "{woke:?}"
@@ -251,10 +257,7 @@ mod tests {
             let hb = hb.clone();
             in_background(Box::new(move || std::fs::remove_file(&hb).unwrap()))
         };
-        let t = Instant::now();
-        s.wait(Some(far));
-        let woke = t.elapsed();
-        remover.join().unwrap();
+        let woke = timed_wait(&mut s, Some(far), remover);
         assert!(
             woke >= Duration::from_millis(100) && woke < Duration::from_secs(5),
             "{woke:?}"
@@ -265,10 +268,7 @@ mod tests {
             let hb = hb.clone();
             in_background(Box::new(move || std::fs::write(&hb, "w").unwrap()))
         };
-        let t = Instant::now();
-        s.wait(None);
-        let woke = t.elapsed();
-        writer.join().unwrap();
+        let woke = timed_wait(&mut s, None, writer);
         assert!(
             woke >= Duration::from_millis(100) && woke < Duration::from_secs(5),
             "{woke:?}"
