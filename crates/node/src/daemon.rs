@@ -8,13 +8,15 @@ use crate::execute::{Executor, Step};
 use crate::fencing::Fencing;
 use crate::long_action::LongActions;
 use crate::member;
+use crate::reread::{ConfigSource, keep_fixed};
 use crate::rewind_marker::RewindMarker;
 use crate::snapshot;
 use anyhow::Result;
 use ferroni_dcs::Dcs;
-use ferroni_decision::{ActionResult, Decision, LongAction, Memory, Observation, decide};
+use ferroni_decision::{ActionResult, Decision, LongAction, Memory, Observation, Request, decide};
 use ferroni_model::{ClusterView, Config, DynamicConfig, PgState, Role};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::sync::mpsc;
@@ -41,6 +43,9 @@ pub struct Daemon {
     callbacks: Callbacks,
     fencing: Fencing,
     rewind_marker: RewindMarker,
+    source: ConfigSource,
+    /// Set by SIGHUP: re-read the local configuration.
+    reread: Arc<AtomicBool>,
     metrics: crate::metrics::LoopMetrics,
     requests: mpsc::Receiver<Pending>,
     /// A restart answers when it has finished, not when it starts.
@@ -66,15 +71,25 @@ pub struct Links {
     pub requests: mpsc::Receiver<Pending>,
     /// The client for the other members' REST APIs.
     pub http: reqwest::Client,
+    /// Set (and `wake` notified) on SIGHUP.
+    pub reread: Arc<AtomicBool>,
 }
 
 impl Daemon {
-    pub fn new(cfg: Config, dynamic: DynamicConfig, dcs: Arc<dyn Dcs>, long: LongActions, links: Links) -> Daemon {
+    pub fn new(
+        cfg: Config,
+        source: ConfigSource,
+        dynamic: DynamicConfig,
+        dcs: Arc<dyn Dcs>,
+        long: LongActions,
+        links: Links,
+    ) -> Daemon {
         let Links {
             wake,
             publisher,
             requests,
             http,
+            reread,
         } = links;
         let rewind_marker = RewindMarker::new(&cfg.postgresql.data_dir);
         Daemon {
@@ -85,6 +100,8 @@ impl Daemon {
                 ..Memory::default()
             },
             rewind_marker,
+            source,
+            reread,
             metrics: Default::default(),
             cfg,
             dynamic,
@@ -140,14 +157,18 @@ impl Daemon {
         self.metrics
             .dcs_read(dcs_started.elapsed(), cluster.as_ref().and_then(|c| c.leader_name()));
         self.refresh_dynamic(cluster.as_ref());
-        let probe = self.long.pg.probe().await;
-        let mut exec = Executor::new(self.dcs.clone(), &self.cfg, &self.dynamic);
-        let mut decision: Option<Decision> = None;
         let mut pending = self.requests.try_recv().ok();
         if pending.is_some() && !self.requests.is_empty() {
             // One request per cycle; the next cycle comes at once for the others.
             self.wake.notify_one();
         }
+        let reload_request = pending.as_ref().is_some_and(|p| p.request == Request::Reload);
+        if self.reread.swap(false, Ordering::SeqCst) || reload_request {
+            self.reread_config();
+        }
+        let probe = self.long.pg.probe().await;
+        let mut exec = Executor::new(self.dcs.clone(), &self.cfg, &self.dynamic);
+        let mut decision: Option<Decision> = None;
         for _ in 0..MAX_DECISIONS_PER_CYCLE {
             let obs = Observation {
                 now_ms: self.started.elapsed().as_millis() as u64,
@@ -230,6 +251,36 @@ impl Daemon {
                 None
             }
         }
+    }
+
+    /// Re-reads the local configuration (SIGHUP, `POST /reload`). An invalid file changes nothing.
+    fn reread_config(&mut self) {
+        let loaded = match self.source.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                error!("keeping the configuration in force: the new one is invalid: {e}");
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            warn!("configuration: {w}");
+        }
+        let (mut cfg, kept) = keep_fixed(&self.cfg, loaded.config);
+        for key in kept {
+            warn!("{key} changed in the configuration: it takes effect when ferroni restarts");
+        }
+        if !Fencing::may_lead(&cfg) {
+            cfg.tags.nofailover = true;
+        }
+        if cfg == self.cfg {
+            info!("configuration re-read: nothing changed");
+            return;
+        }
+        info!("configuration re-read: applying the changes");
+        self.callbacks = Callbacks::new(&cfg);
+        self.long.set_config(cfg.clone());
+        self.cfg = cfg;
+        self.config_changed = true;
     }
 
     /// Takes the dynamic configuration from the DCS when it is there and valid; a bad value written

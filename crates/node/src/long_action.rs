@@ -148,17 +148,19 @@ pub struct LongActions {
     pub pg: Arc<Pg>,
     running: Option<Running>,
     wake: Arc<Notify>,
+    /// A re-read local configuration, taken over once the running action has finished.
+    next_config: Option<Config>,
 }
 
-impl LongActions {
-    pub fn new(cfg: &Config, dynamic: DynamicConfig, wake: Arc<Notify>) -> LongActions {
+impl Pg {
+    fn new(cfg: &Config, dynamic: DynamicConfig) -> Pg {
         let control = PgControl::new(cfg.postgresql.clone(), cfg.scope.clone(), cfg.name.clone())
             .with_run_as(RunAs::postgres_if_root());
         let tools_dir = std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/"));
-        let pg = Pg {
+        Pg {
             control,
             prober: Mutex::new(Prober::new(cfg.postgresql.clone(), RunAs::postgres_if_root())),
             cfg: cfg.clone(),
@@ -166,11 +168,27 @@ impl LongActions {
             tools_dir,
             phase: RwLock::new(None),
             progress: Tracker::default(),
-        };
+        }
+    }
+}
+
+impl LongActions {
+    pub fn new(cfg: &Config, dynamic: DynamicConfig, wake: Arc<Notify>) -> LongActions {
         LongActions {
-            pg: Arc::new(pg),
+            pg: Arc::new(Pg::new(cfg, dynamic)),
             running: None,
             wake,
+            next_config: None,
+        }
+    }
+
+    /// Takes over a re-read local configuration: at once when idle, else once the running action
+    /// has finished (it keeps the configuration it started with).
+    pub fn set_config(&mut self, cfg: Config) {
+        if self.running.is_some() {
+            self.next_config = Some(cfg);
+        } else {
+            self.pg = Arc::new(Pg::new(&cfg, self.pg.dynamic()));
         }
     }
 
@@ -196,6 +214,9 @@ impl LongActions {
             Err(_) => Err(format!("{} panicked or was cancelled", r.action.name())),
         };
         let r = self.running.take()?;
+        if let Some(cfg) = self.next_config.take() {
+            self.set_config(cfg);
+        }
         match &result {
             Ok(_) => info!("{} finished", r.action.name()),
             Err(e) => error!("{} failed: {e}", r.action.name()),

@@ -15,6 +15,7 @@ mod member;
 mod metrics;
 mod peers;
 mod progress;
+mod reread;
 mod rewind_marker;
 mod serve;
 mod snapshot;
@@ -77,6 +78,8 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // SIGHUP re-reads the file with the variables the daemon started with.
+    let source = reread::ConfigSource::new(args.config.clone(), env);
     // Secrets in PATRONI_* must not reach Postgres, scripts or callbacks; no thread runs yet.
     ferroni_config::scrub_process_env();
     logging::init(&loaded.config);
@@ -92,7 +95,7 @@ fn main() -> ExitCode {
     };
     // A spawned task, not the future block_on polls: waking that future goes through the
     // runtime's eventfd (a write and an extra epoll_wait), waking a task from its own thread does not.
-    let result = runtime.block_on(async { tokio::spawn(serve::run(loaded.config)).await });
+    let result = runtime.block_on(async { tokio::spawn(serve::run(loaded.config, source)).await });
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

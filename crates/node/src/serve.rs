@@ -4,23 +4,25 @@
 use crate::control::Control;
 use crate::daemon::{Daemon, Links};
 use crate::long_action::LongActions;
+use crate::reread::ConfigSource;
 use crate::snapshot::Publisher;
 use anyhow::{Context, Result};
 use ferroni_api::{ApiState, NodeSnapshot, TlsSettings};
 use ferroni_dcs::{Dcs, EtcdDcs, NodeIdentity};
 use ferroni_model::{Config, DynamicConfig};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use tracing::{Instrument, info, info_span};
 
-pub async fn run(cfg: Config) -> Result<()> {
+pub async fn run(cfg: Config, source: ConfigSource) -> Result<()> {
     let span = info_span!("node", member = %cfg.name);
-    run_node(cfg).instrument(span).await
+    run_node(cfg, source).instrument(span).await
 }
 
-async fn run_node(mut cfg: Config) -> Result<()> {
+async fn run_node(mut cfg: Config, source: ConfigSource) -> Result<()> {
     if !crate::fencing::Fencing::may_lead(&cfg) {
         tracing::error!(
             "watchdog.mode is required but the watchdog device cannot be used: this member will never \
@@ -74,14 +76,18 @@ async fn run_node(mut cfg: Config) -> Result<()> {
     };
 
     let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
+    let reread = Arc::new(AtomicBool::new(false));
+    let hangups = tokio::spawn(on_hangup(reread.clone(), wake.clone()));
     let links = Links {
         wake,
         publisher,
         requests,
         http: peer_client,
+        reread,
     };
-    let daemon = Daemon::new(cfg, dynamic, dcs, long, links);
+    let daemon = Daemon::new(cfg, source, dynamic, dcs, long, links);
     let result = daemon.run(shutdown_signal()).await;
+    hangups.abort();
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
     result
@@ -103,6 +109,23 @@ fn connect_dcs(cfg: &Config, dynamic: &DynamicConfig) -> Result<Arc<dyn Dcs>> {
         .context("configure the etcd3 client")?
         .with_watched_copy();
     Ok(Arc::new(dcs))
+}
+
+/// SIGHUP asks the loop to re-read the configuration, as it does Patroni (and systemd's reload).
+/// Without a handler the signal would end the daemon.
+async fn on_hangup(reread: Arc<AtomicBool>, wake: Arc<Notify>) {
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot handle SIGHUP: {e}");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        info!("SIGHUP: re-reading the configuration");
+        reread.store(true, Ordering::SeqCst);
+        wake.notify_one();
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

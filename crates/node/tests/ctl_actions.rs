@@ -706,3 +706,53 @@ async fn dcs_fallbacks_when_no_member_answers() {
     let nobody = assert_exit(&ctl.run(&["switchover", "nobody", "--force"]), 1);
     assert!(nobody.contains("This cluster has no leader"), "{nobody}");
 }
+
+/// SIGHUP (systemd's reload) and `POST /reload` re-read the YAML: a Postgres parameter and a tag
+/// take effect without a restart, an invalid file changes nothing, and the daemon lives on.
+#[test]
+fn sighup_and_post_reload_reread_the_configuration() {
+    let mut c = TestCluster::new("reread");
+    let a = c.start(c.spec("a"));
+    c.nodes[a].wait_role("primary", secs(60));
+    let node = &c.nodes[a];
+    let rewrite = |extra_pg: &str, extra: &str| {
+        let mut spec = node.spec.clone();
+        spec.extra_postgresql = extra_pg.into();
+        spec.extra_yaml = extra.into();
+        std::fs::write(&node.config_path, spec.yaml(&node.dir)).expect("rewrite the config");
+    };
+    let work_mem = || node.psql("SHOW work_mem").unwrap_or_default();
+    let alive = || nix::sys::signal::kill(nix::unistd::Pid::from_raw(node.pid().unwrap() as i32), None).is_ok();
+
+    rewrite("    work_mem: 7MB\n", "tags:\n  nofailover: true\n");
+    node.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until("work_mem 7MB after SIGHUP", secs(20), || work_mem() == "7MB")
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&node.log(), 30)));
+    wait_until("the tag published", secs(20), || {
+        node.api_get("/patroni")
+            .is_ok_and(|(_, v)| v["tags"]["nofailover"] == json!(true))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", node.api_get("/patroni")));
+    assert!(alive(), "SIGHUP must not end the daemon");
+
+    std::fs::write(&node.config_path, "name: [unclosed\n").expect("break the config");
+    node.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until("the invalid file refused", secs(20), || {
+        node.log().contains("keeping the configuration in force")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", tail(&node.log(), 30)));
+    assert!(alive());
+    assert_eq!(work_mem(), "7MB");
+
+    rewrite("    work_mem: 9MB\n", "");
+    let (code, body) =
+        ferroni_testkit::node::http_request("POST", &node.api_url("/reload"), None).expect("POST /reload");
+    assert_eq!(code, 202, "{body}");
+    wait_until("work_mem 9MB after POST /reload", secs(20), || work_mem() == "9MB")
+        .unwrap_or_else(|e| panic!("{e}\n{}", tail(&node.log(), 30)));
+    wait_until("the tag gone", secs(20), || {
+        node.api_get("/patroni")
+            .is_ok_and(|(_, v)| v["tags"].get("nofailover").is_none())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", node.api_get("/patroni")));
+}
