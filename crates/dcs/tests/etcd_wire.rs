@@ -24,6 +24,12 @@ fn node(etcd: &Etcd, name: &str, retry_timeout: Duration) -> EtcdDcs {
         .with_watched_copy()
 }
 
+/// Two daemons' clients, pg0 and pg1, with a 3 s retry_timeout.
+fn pair(etcd: &Etcd) -> (EtcdDcs, EtcdDcs) {
+    let retry = Duration::from_secs(3);
+    (node(etcd, "pg0", retry), node(etcd, "pg1", retry))
+}
+
 async fn raw(etcd: &Etcd) -> Client {
     Client::connect([etcd.endpoint()], None).await.expect("raw client")
 }
@@ -199,10 +205,7 @@ async fn frozen_etcd_is_unavailable_in_time_and_recovers() {
 #[tokio::test]
 async fn restart_keeps_lease_and_streams_reopen() {
     let mut etcd = Etcd::start();
-    let (a, b) = (
-        node(&etcd, "pg0", Duration::from_secs(3)),
-        node(&etcd, "pg1", Duration::from_secs(3)),
-    );
+    let (a, b) = pair(&etcd);
     assert!(a.acquire_leader().await.expect("acquire"));
     assert!(a.update_leader().await.expect("update opens the keep-alive stream"));
     b.load().await.expect("load");
@@ -254,6 +257,17 @@ async fn rejected_request_is_failed_not_unavailable() {
     assert_eq!(count.expect("count").count(), 0);
 }
 
+/// How long `watch` waited while `change` ran beside it.
+async fn waited(
+    watch: impl std::future::Future<Output = Result<(), DcsError>>,
+    change: impl std::future::Future<Output = ()>,
+) -> Duration {
+    let started = Instant::now();
+    let (watched, ()) = tokio::join!(watch, change);
+    watched.expect("watch");
+    started.elapsed()
+}
+
 /// Loads until one comes from the watched copy (the first load starts its watch).
 async fn served_from_the_copy(node: &EtcdDcs) {
     let started = Instant::now();
@@ -270,10 +284,7 @@ async fn served_from_the_copy(node: &EtcdDcs) {
 #[tokio::test]
 async fn watched_copy_serves_loads_and_reads_its_own_writes() {
     let etcd = Etcd::start();
-    let (a, b) = (
-        node(&etcd, "pg0", Duration::from_secs(3)),
-        node(&etcd, "pg1", Duration::from_secs(3)),
-    );
+    let (a, b) = pair(&etcd);
     assert!(a.acquire_leader().await.expect("acquire"));
     served_from_the_copy(&b).await;
 
@@ -307,10 +318,7 @@ async fn watched_copy_serves_loads_and_reads_its_own_writes() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         a.release_leader().await.expect("release");
     };
-    let started = Instant::now();
-    let (watched, ()) = tokio::join!(b.watch_leader(Duration::from_secs(10)), release);
-    watched.expect("watch");
-    let waited = started.elapsed();
+    let waited = waited(b.watch_leader(Duration::from_secs(10)), release).await;
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "woken by the release after {waited:?}"
@@ -322,10 +330,7 @@ async fn watched_copy_serves_loads_and_reads_its_own_writes() {
 #[tokio::test]
 async fn watched_copy_wakes_the_leader_when_a_member_joins() {
     let etcd = Etcd::start();
-    let (a, b) = (
-        node(&etcd, "pg0", Duration::from_secs(3)),
-        node(&etcd, "pg1", Duration::from_secs(3)),
-    );
+    let (a, b) = pair(&etcd);
     assert!(a.acquire_leader().await.expect("acquire"));
     a.touch_member(&member("running")).await.expect("touch pg0");
     served_from_the_copy(&a).await;
@@ -339,10 +344,7 @@ async fn watched_copy_wakes_the_leader_when_a_member_joins() {
         }
         b.touch_member(&member("creating replica")).await.expect("pg1 joins");
     };
-    let started = Instant::now();
-    let (watched, ()) = tokio::join!(a.watch_roster(Duration::from_secs(10)), rewrites);
-    watched.expect("watch");
-    let waited = started.elapsed();
+    let waited = waited(a.watch_roster(Duration::from_secs(10)), rewrites).await;
     assert!(
         waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
         "woken by pg1 joining (not by pg0's rewrites) after {waited:?}"

@@ -77,7 +77,7 @@ async fn run_node(mut cfg: Config, source: ConfigSource) -> Result<()> {
 
     let long = LongActions::new(&cfg, dynamic.clone(), wake.clone());
     let reread = Arc::new(AtomicBool::new(false));
-    let hangups = tokio::spawn(on_hangup(reread.clone(), wake.clone()));
+    let hangups = tokio::spawn(on_hangup(reread.clone(), wake.clone()).in_current_span());
     let links = Links {
         wake,
         publisher,
