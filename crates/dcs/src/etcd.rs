@@ -238,6 +238,21 @@ impl EtcdDcs {
         Instant::now() + self.identity.retry_timeout
     }
 
+    /// How long etcd's last answer on the watch's connection vouches for the watched copy: three
+    /// quarters of retry_timeout, leaving the last quarter to wait for a new answer, so a frozen
+    /// etcd still fails reads within retry_timeout. Every confirmation is a message and etcd's
+    /// ping after it (grpc-go probes the bandwidth after each DATA frame it receives), and that
+    /// round trip was a sixth of an idle node's CPU: at half a retry_timeout it came
+    /// every other loop with loop_wait 1, now every third.
+    fn trusted_for(&self) -> Duration {
+        self.identity.retry_timeout * 3 / 4
+    }
+
+    /// What is left of retry_timeout to get a confirmation before reading etcd directly.
+    fn confirm_budget(&self) -> Duration {
+        self.identity.retry_timeout - self.trusted_for()
+    }
+
     fn timed_out(&self, what: &str) -> Fail {
         Fail::Unavailable(format!(
             "etcd {what}: no answer within {:?}",
@@ -357,13 +372,13 @@ impl EtcdDcs {
     }
 
     /// How often the leader renews its lease: every cycle with Patroni's defaults (loop_wait 10 s),
-    /// every other one with loop_wait 1 and retry_timeout 4. The key then always has at least three
-    /// quarters of its ttl left, the renewal confirms the watched copy within the half
-    /// retry_timeout a load trusts it for, and the fence counts from the renewal itself
+    /// every third one with loop_wait 1 and retry_timeout 4. The key then always has at least three
+    /// quarters of its ttl left, the renewal confirms the watched copy as often as a load needs
+    /// ([`EtcdDcs::trusted_for`]), and the fence counts from the renewal itself
     /// ([`Dcs::lease_renewed_at`]), so fencing keeps its whole safety margin.
     fn leader_renew_every(&self) -> Duration {
         let ttl = Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst)));
-        (self.identity.retry_timeout / 2).min(ttl / 4).max(JUST_RENEWED)
+        self.trusted_for().min(ttl / 4).max(JUST_RENEWED)
     }
 
     /// The node's lease, granted if there is none and renewed if the last renewal is older than a
@@ -670,20 +685,19 @@ impl Dcs for EtcdDcs {
     async fn load(&self) -> Result<ClusterView, DcsError> {
         self.ensure_cache_task().await;
         let deadline = self.deadline();
-        // Half the budget at most, so a progress answer that never comes (newer etcd defers it
-        // for a watcher still catching up) leaves time for the direct read.
-        let confirm_by = Instant::now() + self.identity.retry_timeout / 2;
-        // Reads within half a retry_timeout of etcd's last answer on the watch's connection need no
-        // new one: a frozen etcd then fails reads within retry_timeout (half of it unconfirmed,
-        // half waiting for an answer), as a range read would.
-        let recent = self.cache.confirmed_within(self.identity.retry_timeout / 2);
+        // A quarter of the budget at most, so a progress answer that never comes (newer etcd defers
+        // it for a watcher still catching up) leaves time for the direct read.
+        let confirm_by = Instant::now() + self.confirm_budget();
+        // Reads soon enough after etcd's last answer on the watch's connection need no new one: a
+        // frozen etcd then fails reads within retry_timeout (three quarters of it unconfirmed, a
+        // quarter waiting for an answer), as a range read would.
+        let recent = self.cache.confirmed_within(self.trusted_for());
         let confirmed = self.cache.is_ready()
             && if self.leading.load(Ordering::SeqCst) {
                 // The leader renews its lease when due anyway: that round trip on the same
                 // connection confirms the copy, and `update_leader` then skips its own renewal.
                 self.ensure_lease(confirm_by, true).await.is_ok()
-                    && (self.cache.confirmed_within(self.identity.retry_timeout / 2)
-                        || self.cache.confirm(confirm_by).await)
+                    && (self.cache.confirmed_within(self.trusted_for()) || self.cache.confirm(confirm_by).await)
             } else {
                 recent || self.cache.confirm(confirm_by).await
             };
@@ -810,7 +824,7 @@ impl Dcs for EtcdDcs {
                     .or_else([TxnOp::txn(rebind)]);
                 // As Patroni does: a renewed lease that the (just confirmed) watched copy shows holding
                 // our leader key needs no transaction.
-                let recently = self.identity.retry_timeout / 2;
+                let recently = self.trusted_for();
                 let cached = self
                     .cache
                     .get_confirmed(&key, self.last_write.load(Ordering::SeqCst), recently);

@@ -157,8 +157,8 @@ async fn frozen_etcd_is_unavailable_in_time_and_recovers() {
 
     etcd.pause();
     let bound = retry + Duration::from_millis(700);
-    // A load may still be served from the watched copy for half a retry_timeout after etcd last
-    // answered; within retry_timeout of the freeze loads must fail.
+    // A load may still be served from the watched copy for three quarters of a retry_timeout after
+    // etcd last answered; within retry_timeout of the freeze loads must fail.
     let started = Instant::now();
     loop {
         let loaded = b.load().await;
@@ -167,7 +167,7 @@ async fn frozen_etcd_is_unavailable_in_time_and_recovers() {
         }
         assert!(loaded.is_ok(), "load on a frozen etcd: {loaded:?}");
         assert!(
-            started.elapsed() < retry / 2,
+            started.elapsed() < retry * 3 / 4,
             "a copy served {:?} after the freeze",
             started.elapsed()
         );
@@ -365,7 +365,8 @@ fn boottime() -> Duration {
 }
 
 /// The fence counts from the renewal a lock call relied on, not from the call: `acquire_leader`
-/// reuses a lease renewed a while ago, and the leader renews at most every half retry_timeout.
+/// reuses a lease renewed a while ago, and the leader renews at most every three quarters of a
+/// retry_timeout.
 #[tokio::test]
 async fn lock_calls_report_the_renewal_they_relied_on() {
     let etcd = Etcd::start();
@@ -382,12 +383,12 @@ async fn lock_calls_report_the_renewal_they_relied_on() {
     assert_eq!(
         a.lease_renewed_at(),
         Some(granted),
-        "renewed 1.2 s ago: within retry_timeout / 2"
+        "renewed 1.2 s ago: within 3/4 of retry_timeout"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let before_update = boottime();
     assert!(a.update_leader().await.expect("update"));
     let renewed = a.lease_renewed_at().expect("renewed");
-    assert!(renewed >= before_update, "due after 2 s: renewed by this call");
+    assert!(renewed >= before_update, "due after 3 s: renewed by this call");
     assert!(a.load().await.expect("load").leader_name() == Some("pg0"));
 }

@@ -111,12 +111,17 @@ enum HeartbeatState {
 }
 
 /// The daemon's side of the fence: one file holding the current deadline.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Heartbeat {
     path: PathBuf,
     /// The deadline this value last wrote: an armed fence only wakes for a rename (see
     /// `fence_wait.rs`), so a deadline earlier than the last one is renamed into place.
     last: std::cell::Cell<Option<Deadline>>,
+    /// The file the last deadline was written to, open read-only so that a loop that renews
+    /// nothing costs one `fstat` (is it still linked?): the deadline only moves when the lock is
+    /// renewed, not every loop. Read-only, because closing a descriptor opened for writing is what
+    /// wakes a fence that is not armed (it waits for `IN_CLOSE_WRITE`), so writes close theirs.
+    written: std::cell::RefCell<Option<fs::File>>,
 }
 
 impl Heartbeat {
@@ -126,10 +131,12 @@ impl Heartbeat {
         Heartbeat {
             path: path.into(),
             last: std::cell::Cell::new(None),
+            written: std::cell::RefCell::new(None),
         }
     }
 
-    /// Publishes `deadline`, once per loop on a primary. Overwritten in place at a fixed width:
+    /// Publishes `deadline`, once per loop on a primary; a deadline already in the file is not
+    /// written again. Overwritten in place at a fixed width:
     /// replacing the file by a rename made ext4 write the new file back at once (its
     /// replace-via-rename heuristic), the largest part of an idle primary's CPU. The deadline is
     /// written twice so that a read torn by a concurrent write is told apart (see [`read_state`]).
@@ -137,12 +144,25 @@ impl Heartbeat {
     /// armed fence does not wake for in-place writes. No fsync: after a crash of the machine the
     /// boot id differs anyway.
     pub fn arm(&self, deadline: Deadline) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let last = self.last.replace(Some(deadline));
+        let mut written = self.written.borrow_mut();
+        // Unlinked (disarmed from outside the loop, removed by the fence when it fired, replaced
+        // by a rename): the path no longer names this file, so it must be opened again.
+        if let Some(file) = written.as_ref()
+            && file.metadata()?.nlink() == 0
+        {
+            *written = None;
+        }
+        if last == Some(deadline) && written.is_some() {
+            return Ok(());
+        }
+        // Until this write succeeds, the next call must not take the file for written.
+        *written = None;
         let ms = deadline.0.as_millis();
         let text = format!("{ms:020} {ms:020} {}\n", boot_id());
-        let earlier = self.last.get().is_some_and(|last| deadline < last);
-        self.last.set(Some(deadline));
-        if earlier {
+        if last.is_some_and(|last| deadline < last) {
+            drop(written);
             return self.write(&text);
         }
         let file = fs::OpenOptions::new()
@@ -155,12 +175,16 @@ impl Heartbeat {
         if file.metadata()?.len() != text.len() as u64 {
             file.set_len(text.len() as u64)?;
         }
+        // Closed at once: its close is what wakes a fence that is not armed yet.
+        drop(file);
+        *written = Some(fs::File::open(&self.path)?);
         Ok(())
     }
 
     /// Nothing to fence (replica, Postgres stopped by the daemon, paused cluster). Idempotent.
     pub fn disarm(&self) -> io::Result<()> {
         self.last.set(None);
+        self.written.take();
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -175,6 +199,7 @@ impl Heartbeat {
 
     /// Written to a temporary file and renamed: rare, so the cost of a rename does not matter.
     fn write(&self, content: &str) -> io::Result<()> {
+        self.written.take();
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         fs::write(&tmp, content)?;
@@ -584,6 +609,14 @@ mod tests {
         let first = inode();
         hb.arm(Deadline(Duration::from_millis(123_456_999))).unwrap();
         assert_eq!(inode(), first, "a later deadline is written in place");
+        fs::remove_file(&path).unwrap();
+        hb.arm(Deadline(Duration::from_millis(123_456_999))).unwrap();
+        assert_eq!(
+            read_state(&path),
+            HeartbeatState::Armed(Deadline(Duration::from_millis(123_456_999))),
+            "the same deadline is written again once the file was removed"
+        );
+        let first = inode();
         hb.arm(Deadline(Duration::from_millis(5))).unwrap();
         assert_eq!(
             read_state(&path),
@@ -601,6 +634,52 @@ mod tests {
         hb.disarm().unwrap();
         assert_eq!(read_state(&path), HeartbeatState::Disarmed);
         hb.disarm().expect("disarming twice is fine");
+    }
+
+    /// A fence that is not armed waits for a heartbeat write to be closed: arming must close what
+    /// it wrote, whether it created the file or moved a deadline later in place.
+    #[test]
+    fn arming_wakes_a_fence_that_is_not_armed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hb");
+        let (mut sleeper, missing) = wait::Sleeper::new(&path, std::process::id() as i32);
+        assert!(missing.is_empty(), "{missing:?}");
+        let hb = std::sync::Arc::new(std::sync::Mutex::new(Heartbeat::new(&path)));
+        let woken_by = |deadline_ms: u64, sleeper: &mut wait::Sleeper| {
+            let (hb, unrelated) = (hb.clone(), dir.path().join("unrelated"));
+            let (woke_tx, woke_rx) = std::sync::mpsc::channel::<()>();
+            let arming = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                hb.lock()
+                    .unwrap()
+                    .arm(Deadline(Duration::from_millis(deadline_ms)))
+                    .unwrap();
+                // Ends the wait even if arming did not, so that a failure does not hang the test.
+                if woke_rx.recv_timeout(Duration::from_secs(3)).is_err() {
+                    fs::write(unrelated, "x").unwrap();
+                }
+            });
+            let t = std::time::Instant::now();
+            sleeper.wait(None);
+            let woke = t.elapsed();
+            let _ = woke_tx.send(());
+            arming.join().unwrap();
+            woke
+        };
+        let woke = woken_by(123_456_789, &mut sleeper);
+        assert!(
+            woke < Duration::from_secs(2),
+            "creating the heartbeat woke the fence after {woke:?}"
+        );
+        assert_eq!(
+            read_state(&path),
+            HeartbeatState::Armed(Deadline(Duration::from_millis(123_456_789)))
+        );
+        let woke = woken_by(123_459_789, &mut sleeper);
+        assert!(
+            woke < Duration::from_secs(2),
+            "a later deadline woke the fence after {woke:?}"
+        );
     }
 
     #[test]

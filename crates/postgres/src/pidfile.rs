@@ -15,6 +15,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +62,53 @@ impl PidFile {
 
 /// The postmaster running on `data_dir`, if any.
 pub fn running_postmaster(data_dir: &Path) -> Option<PidFile> {
-    let file = PidFile::read(data_dir)?;
-    (same_dir(&file.data_dir, data_dir) && is_live_postmaster(&file)).then_some(file)
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let reusable = kept
+        .take()
+        .filter(|k| k.data_dir == data_dir && k.file.metadata().is_ok_and(|m| m.nlink() > 0));
+    let file = match reusable {
+        Some(k) => k.file,
+        None => fs::File::open(PidFile::path(data_dir)).ok()?,
+    };
+    let pf = PidFile::parse(std::str::from_utf8(&read_from_start(&file)?).ok()?)?;
+    let live = same_dir(&pf.data_dir, data_dir) && is_live_postmaster(&pf);
+    if live {
+        *kept = Some(Kept {
+            data_dir: data_dir.to_path_buf(),
+            file,
+        });
+    }
+    live.then_some(pf)
+}
+
+/// The `postmaster.pid` of a live postmaster, kept open so that the check every cycle is an fstat
+/// and a read, not a path lookup: Postgres rewrites the file in place and unlinks it when it
+/// exits, so while it still has a link it is the file at that path. Dropped as soon as the
+/// postmaster is not live, so a stopped server's data directory holds no descriptor of ours.
+struct Kept {
+    data_dir: PathBuf,
+    file: fs::File,
+}
+
+static KEPT: std::sync::Mutex<Option<Kept>> = std::sync::Mutex::new(None);
+
+/// The whole file in as few reads as it takes: a regular file, like the /proc files read here,
+/// returns less than asked only at its end, so a read that does not fill the buffer is the last.
+fn read_from_start(file: &fs::File) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+        if len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
+    Some(buf)
 }
 
 /// The pid file's process exists, is not a zombie, runs a postgres binary and was started when the
@@ -157,22 +203,7 @@ fn read_proc(path: &str) -> Option<String> {
 }
 
 fn read_file_bytes(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 4096];
-    let mut file = fs::File::open(path).ok()?;
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(_) => return None,
-        }
-    }
-    buf.truncate(len);
-    Some(buf)
+    read_from_start(&fs::File::open(path).ok()?)
 }
 
 fn start_ticks(stat: &str) -> Option<u64> {
