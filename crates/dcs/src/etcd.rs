@@ -381,25 +381,23 @@ impl EtcdDcs {
         self.trusted_for().min(ttl / 4).max(JUST_RENEWED)
     }
 
-    /// The node's lease, granted if there is none and renewed if the last renewal is older than a
-    /// quarter of the ttl, at least [`KEEPALIVE_EVERY`] (when `force`, older than
-    /// [`EtcdDcs::leader_renew_every`]). A lease etcd has forgotten is replaced. `renewed_at` is
-    /// when a renewal started: the lease runs at least its ttl from then. A renewal's answer comes
-    /// on the watch's connection, after every event sent before it: it confirms the watched copy.
+    /// How old the member key's lease may get: a quarter of the ttl, at least [`KEEPALIVE_EVERY`].
+    fn member_renew_every(&self) -> Duration {
+        (Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst))) / 4).max(KEEPALIVE_EVERY)
+    }
+
+    /// The node's lease, granted if there is none and renewed if the last renewal is older than
+    /// [`EtcdDcs::member_renew_every`] (when `force`, older than [`EtcdDcs::leader_renew_every`]).
+    /// A lease etcd has forgotten is replaced.
     async fn ensure_lease(&self, deadline: Instant, force: bool) -> Result<i64, Fail> {
         let mut state = self.lease.lock().await;
         if let Some(id) = state.id {
-            let every = (Duration::from_secs(u64::from(self.ttl.load(Ordering::SeqCst))) / 4).max(KEEPALIVE_EVERY);
-            let max_age = if force { self.leader_renew_every() } else { every };
-            if state.renewed_at.is_some_and(|t| t.elapsed() < max_age) {
-                return Ok(id);
-            }
-            let started = Instant::now();
-            let started_boottime = boottime();
-            if self.keep_alive(&mut state, id, deadline).await? {
-                state.renewed_at = Some(started);
-                self.set_renewed_boottime(started_boottime);
-                self.cache.mark_confirmed();
+            let max_age = if force {
+                self.leader_renew_every()
+            } else {
+                self.member_renew_every()
+            };
+            if state.renewed_at.is_some_and(|t| t.elapsed() < max_age) || self.renew(&mut state, id, deadline).await? {
                 return Ok(id);
             }
             tracing::info!(lease = id, "etcd lease expired, granting a new one");
@@ -419,6 +417,42 @@ impl EtcdDcs {
         state.renewed_at = Some(Instant::now());
         self.set_renewed_boottime(started_boottime);
         Ok(granted.id())
+    }
+
+    /// Renews the lease `id`; `Ok(false)` when etcd no longer knows it. `renewed_at` is when the
+    /// renewal started: the lease runs at least its ttl from then. A renewal's answer comes on the
+    /// watch's connection, after every event sent before it: it confirms the watched copy.
+    async fn renew(&self, state: &mut LeaseState, id: i64, deadline: Instant) -> Result<bool, Fail> {
+        let started = Instant::now();
+        let started_boottime = boottime();
+        let alive = self.keep_alive(state, id, deadline).await?;
+        if alive {
+            state.renewed_at = Some(started);
+            self.set_renewed_boottime(started_boottime);
+            self.cache.mark_confirmed();
+        }
+        Ok(alive)
+    }
+
+    /// A replica's confirmation of the watched copy, made by renewing its lease when that would be
+    /// due before the next confirmation anyway: the renewal is the same one message (and etcd's
+    /// ping after it) a progress request is, and it saves the renewal that would have followed.
+    /// `false` (nothing renewed) when there is no lease yet or it is too fresh.
+    async fn renew_early(&self, deadline: Instant) -> bool {
+        let mut state = self.lease.lock().await;
+        let early = self.member_renew_every().saturating_sub(self.trusted_for());
+        match (state.id, state.renewed_at) {
+            (Some(id), Some(at)) if at.elapsed() >= early => match self.renew(&mut state, id, deadline).await {
+                Ok(true) => true,
+                Ok(false) => {
+                    // The next write grants a new lease, as `ensure_lease` would.
+                    state.forget();
+                    false
+                }
+                Err(_) => false,
+            },
+            _ => false,
+        }
     }
 
     /// One keep-alive round trip. `Ok(false)`: etcd no longer knows the lease.
@@ -699,7 +733,7 @@ impl Dcs for EtcdDcs {
                 self.ensure_lease(confirm_by, true).await.is_ok()
                     && (self.cache.confirmed_within(self.trusted_for()) || self.cache.confirm(confirm_by).await)
             } else {
-                recent || self.cache.confirm(confirm_by).await
+                recent || self.renew_early(confirm_by).await || self.cache.confirm(confirm_by).await
             };
         let usable_after = self.last_write.load(Ordering::SeqCst);
         if confirmed
@@ -806,33 +840,34 @@ impl Dcs for EtcdDcs {
         let name = self.identity.name.clone();
         let result = self
             .with_lease(true, |lease, deadline| {
-                let put = || TxnOp::put(key.as_str(), name.as_str(), Some(PutOptions::new().with_lease(lease)));
-                // Patroni's fallbacks, nested so one round trip decides: still ours on our lease → nothing
-                // to do; ours on an old lease → re-bind it; gone → create it.
-                let create = Txn::new()
-                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                    .and_then([put()]);
-                let rebind = Txn::new()
-                    .when([Compare::value(key.as_str(), CompareOp::Equal, name.as_str())])
-                    .and_then([put()])
-                    .or_else([TxnOp::txn(create)]);
-                let txn = Txn::new()
-                    .when([
-                        Compare::value(key.as_str(), CompareOp::Equal, name.as_str()),
-                        Compare::lease(key.as_str(), CompareOp::Equal, lease),
-                    ])
-                    .or_else([TxnOp::txn(rebind)]);
                 // As Patroni does: a renewed lease that the (just confirmed) watched copy shows holding
-                // our leader key needs no transaction.
+                // our leader key needs no transaction (the usual cycle, so nothing is built for it).
                 let recently = self.trusted_for();
                 let cached = self
                     .cache
                     .get_confirmed(&key, self.last_write.load(Ordering::SeqCst), recently);
                 let held = matches!(cached, Some(Some(kv)) if kv.value == name.as_bytes() && kv.lease == lease);
+                let (key, name) = (&key, &name);
                 async move {
                     if held {
                         return Ok(true);
                     }
+                    let put = || TxnOp::put(key.as_str(), name.as_str(), Some(PutOptions::new().with_lease(lease)));
+                    // Patroni's fallbacks, nested so one round trip decides: still ours on our lease →
+                    // nothing to do; ours on an old lease → re-bind it; gone → create it.
+                    let create = Txn::new()
+                        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                        .and_then([put()]);
+                    let rebind = Txn::new()
+                        .when([Compare::value(key.as_str(), CompareOp::Equal, name.as_str())])
+                        .and_then([put()])
+                        .or_else([TxnOp::txn(create)]);
+                    let txn = Txn::new()
+                        .when([
+                            Compare::value(key.as_str(), CompareOp::Equal, name.as_str()),
+                            Compare::lease(key.as_str(), CompareOp::Equal, lease),
+                        ])
+                        .or_else([TxnOp::txn(rebind)]);
                     let resp = self.txn(deadline, "update leader", txn).await?;
                     let rebound = nested_txn(&resp);
                     let created = rebound.as_ref().and_then(nested_txn);

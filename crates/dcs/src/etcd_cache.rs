@@ -6,7 +6,7 @@
 //! Trust rules: the copy is only used while the watch is established (after its `created` reply,
 //! until any error, cancellation or compaction); a read confirms the stream is alive with a
 //! progress request on it ([`Cache::confirm`]) unless etcd answered within the last three quarters
-//! of `retry_timeout`, so a frozen etcd makes reads fail within `retry_timeout` instead of serving an
+//! of `retry_timeout` (a lease renewal's answer counts, [`Cache::mark_confirmed`]), so a frozen etcd makes reads fail within `retry_timeout` instead of serving an
 //! old copy for long; and the copy must hold the event of the node's own last write
 //! (`usable_after`), so a cycle right after a write reads what it wrote. Progress answers do not
 //! advance the copy's revision: etcd before 3.4.26/3.5.8 could send one ahead of events still in

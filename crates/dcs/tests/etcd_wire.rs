@@ -11,11 +11,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 fn node(etcd: &Etcd, name: &str, retry_timeout: Duration) -> EtcdDcs {
+    node_with_ttl(etcd, name, retry_timeout, 30)
+}
+
+fn node_with_ttl(etcd: &Etcd, name: &str, retry_timeout: Duration, ttl: u32) -> EtcdDcs {
     let identity = NodeIdentity {
         name: name.to_string(),
         scope: "batman".to_string(),
         namespace: "/service/".to_string(),
-        ttl: 30,
+        ttl,
         retry_timeout,
     };
     // As the daemon runs it.
@@ -391,4 +395,27 @@ async fn lock_calls_report_the_renewal_they_relied_on() {
     let renewed = a.lease_renewed_at().expect("renewed");
     assert!(renewed >= before_update, "due after 3 s: renewed by this call");
     assert!(a.load().await.expect("load").leader_name() == Some("pg0"));
+}
+
+/// A replica whose load needs a new confirmation renews its lease instead of asking for progress
+/// when the renewal would be due before the next confirmation anyway: one message, not two.
+#[tokio::test]
+async fn a_replica_confirms_the_copy_with_an_early_lease_renewal() {
+    let etcd = Etcd::start();
+    // ttl 8: the member lease is renewed every 2 s; the copy is trusted for 1.5 s.
+    let b = node_with_ttl(&etcd, "pg1", Duration::from_secs(2), 8);
+    b.touch_member(&member("running")).await.expect("touch");
+    b.load().await.expect("first load");
+    let granted = b.lease_renewed_at().expect("granted");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let cached = b.cached_loads();
+    b.load().await.expect("load");
+    let renewed = b.lease_renewed_at().expect("renewed");
+    assert!(
+        renewed > granted,
+        "the load renewed the lease ({granted:?} then {renewed:?})"
+    );
+    assert_eq!(b.cached_loads(), cached + 1, "and was served from the copy");
+    b.load().await.expect("load");
+    assert_eq!(b.lease_renewed_at(), Some(renewed), "a confirmed copy renews nothing");
 }
